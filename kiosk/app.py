@@ -1,0 +1,293 @@
+"""The kiosk web app: touchscreen pages and the JSON API they use.
+
+The app opens no device: it talks to ``lockers.Custody`` and shows the ``Terminal``'s screen.
+Routes other than the resident flows and ``/healthz`` declare the roles allowed with
+:class:`RequireRole`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, Field
+
+from kiosk import i18n
+from kiosk.errors import SessionRequired, TerminalBusy, describe
+from kiosk.i18n import _
+from kiosk.sessions import Session, Sessions
+from kiosk.terminal import Terminal
+from lockers.custody import SIZES, Custody
+from lockers.errors import CustodyError
+
+HERE = Path(__file__).parent
+SESSION_COOKIE = "pk_session"
+LANG_COOKIE = "pk_lang"
+
+
+@dataclass
+class Kiosk:
+    """What the app needs from the running service."""
+
+    custody: Custody
+    terminal: Terminal
+    sessions: Sessions
+    station_name: str
+    station_phone: str = ""
+
+
+class RequireRole:
+    """Dependency that admits a live staff session with one of ``roles``; a route test reads ``roles``."""
+
+    def __init__(self, *roles: str) -> None:
+        self.roles = roles
+
+    def __call__(self, request: Request) -> Session:
+        kiosk: Kiosk = request.app.state.kiosk
+        token = request.cookies.get(SESSION_COOKIE)
+        auth = request.headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            token = auth[7:].strip()
+        session = kiosk.sessions.get(token)
+        if session is None or session.role not in self.roles:
+            raise SessionRequired()
+        return session
+
+
+require_courier = RequireRole("courier")
+CourierSession = Annotated[Session, Depends(require_courier)]
+
+
+class LoginIn(BaseModel):
+    login: str = Field(min_length=1, max_length=32)
+    pin: str = Field(min_length=1, max_length=32)
+
+
+class DepositIn(BaseModel):
+    tracking: str = Field(max_length=64, description="tracking number, 6 to 32 letters and digits")
+    phone: str = Field(max_length=32, description="recipient's mainland mobile number")
+    size: str = Field(description="smallest compartment size that fits: " + ", ".join(SIZES))
+    consent: bool = Field(description="the recipient agreed to locker delivery (rule R1)")
+
+
+class PickupIn(BaseModel):
+    code: str = Field(max_length=32, description="8-digit pickup code from the notice")
+
+
+def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None = None,
+               on_stop: Callable[[], Awaitable[None]] | None = None) -> FastAPI:
+    i18n.load_catalogs()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if on_start:
+            await on_start()
+        try:
+            yield
+        finally:
+            if on_stop:
+                await on_stop()
+
+    app = FastAPI(title="postkiosk", version="0.1.0", lifespan=lifespan,
+                  description="Touchscreen pages and JSON API of a community postal service point.")
+    app.state.kiosk = kiosk
+    templates = Jinja2Templates(directory=HERE / "templates", extensions=["jinja2.ext.i18n"])
+    templates.env.install_gettext_callables(gettext=lambda m, **kw: i18n._(m, **kw),  # type: ignore[attr-defined]
+                                            ngettext=lambda s, p, n, **kw: i18n.ngettext(s, p, n, **kw),
+                                            newstyle=True)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.middleware("http")
+    async def language(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        token = i18n.set_language(request.cookies.get(LANG_COOKIE, i18n.DEFAULT))
+        try:
+            return await call_next(request)
+        finally:
+            i18n._current.reset(token)
+
+    @app.exception_handler(CustodyError)
+    @app.exception_handler(SessionRequired)
+    @app.exception_handler(TerminalBusy)
+    async def domain_error(request: Request, err: Exception) -> JSONResponse:
+        status, body = describe(err)
+        return JSONResponse(body, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, err: RequestValidationError) -> JSONResponse:
+        fields = [".".join(str(p) for p in e.get("loc", ())[1:]) for e in err.errors()]
+        return JSONResponse({"error": "invalid_request", "fields": fields,
+                             "message": _("Some fields are missing or not right: %(fields)s",
+                                          fields=", ".join(fields))}, status_code=422)
+
+    def page(request: Request, template: str, **context: Any) -> HTMLResponse:
+        screen = kiosk.terminal.screen
+        session = kiosk.sessions.get(request.cookies.get(SESSION_COOKIE))
+        return templates.TemplateResponse(request, template, {
+            "screen": screen, "station": kiosk.station_name, "station_phone": kiosk.station_phone,
+            "lang": i18n.language(), "html_lang": i18n.html_lang(), "languages": i18n.LANGUAGES,
+            "session": session, "sizes": SIZES, "path": request.url.path, **context})
+
+    # ---------------------------------------------------------------- pages
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def home(request: Request) -> HTMLResponse:
+        screen = kiosk.terminal.screen
+        template = {"door": "door.html", "result": "result.html"}.get(screen.name, "home.html")
+        return page(request, template)
+
+    @app.get("/pickup", response_class=HTMLResponse, include_in_schema=False)
+    async def pickup_page(request: Request) -> Response:
+        if kiosk.terminal.screen.name != "home":
+            return RedirectResponse("/", status_code=303)
+        return page(request, "pickup.html", paused=round(await kiosk.custody.keypad_pause_left()))
+
+    @app.get("/courier", response_class=HTMLResponse, include_in_schema=False)
+    async def courier_page(request: Request) -> Response:
+        if kiosk.terminal.busy:
+            return RedirectResponse("/", status_code=303)
+        if kiosk.sessions.get(request.cookies.get(SESSION_COOKIE)):
+            return RedirectResponse("/courier/deposit", status_code=303)
+        return page(request, "courier_login.html")
+
+    @app.get("/courier/deposit", response_class=HTMLResponse, include_in_schema=False)
+    async def deposit_page(request: Request) -> Response:
+        if kiosk.terminal.busy:
+            return RedirectResponse("/", status_code=303)
+        if not kiosk.sessions.get(request.cookies.get(SESSION_COOKIE)):
+            return RedirectResponse("/courier", status_code=303)
+        return page(request, "deposit.html")
+
+    @app.get("/help", response_class=HTMLResponse, include_in_schema=False)
+    async def help_page(request: Request) -> HTMLResponse:
+        return page(request, "help.html")
+
+    @app.get("/lang/{locale}", include_in_schema=False)
+    async def switch_language(locale: str, next: str = "/") -> RedirectResponse:
+        target = next if next.startswith("/") and not next.startswith("//") else "/"
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(LANG_COOKIE, i18n.pick(locale), samesite="strict", httponly=True)
+        return response
+
+    # ---------------------------------------------------------------- health
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> JSONResponse:
+        """200 once the database is open and every lock board has answered; 503 before that."""
+        custody = kiosk.custody
+        boards = {f"{name}:{board}": custody.doors.failures.get((name, board), 0) == 0
+                  for name, bank in custody.doors.banks.items() for board in bank.profile.boards}
+        ok = custody.ready
+        return JSONResponse({"status": "ok" if ok else "starting", "database": custody.ready, "boards": boards},
+                            status_code=200 if ok else 503)
+
+    # ---------------------------------------------------------------- courier API
+
+    @app.post("/api/courier/session", tags=["courier"])
+    async def courier_login(body: LoginIn) -> JSONResponse:
+        """Log a courier in with their courier number and PIN. Sets the session cookie and returns
+        the token for API clients (``Authorization: Bearer``). Sessions end after 120 s idle."""
+        courier = await kiosk.custody.login(body.login.strip(), body.pin.strip())
+        session = kiosk.sessions.create(courier, role="courier")
+        response = JSONResponse({"token": session.token, "courier": {"login": courier.login, "name": courier.name,
+                                 "carrier": courier.carrier}, "idle_timeout": kiosk.sessions.idle_seconds})
+        response.set_cookie(SESSION_COOKIE, session.token, httponly=True, samesite="strict")
+        return response
+
+    @app.delete("/api/courier/session", tags=["courier"])
+    async def courier_logout(request: Request, session: CourierSession) -> JSONResponse:
+        kiosk.sessions.end(session.token)
+        response = JSONResponse({"ok": True})
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    @app.post("/api/deposits", status_code=201, tags=["courier"])
+    async def create_deposit(body: DepositIn, session: CourierSession) -> dict[str, Any]:
+        """Reserve the smallest free compartment that fits and open it. The deposit completes when
+        the door is seen closed with the parcel inside (see ``GET /api/deposits/{id}`` and the
+        ``screen`` events); the pickup notice is sent then."""
+        if kiosk.terminal.busy:
+            raise TerminalBusy()
+        ticket = await kiosk.custody.start_deposit(session.courier, tracking=body.tracking, phone=body.phone,
+                                                   size=body.size, consent=body.consent)
+        kiosk.terminal.door_flow("deposit", ticket)
+        return {"parcel_id": ticket.parcel_id, "compartment": ticket.compartment, "size": ticket.size,
+                "state": "depositing"}
+
+    @app.get("/api/deposits/{parcel_id}", tags=["courier"])
+    async def deposit_state(parcel_id: int, session: CourierSession) -> dict[str, Any]:
+        rows = await kiosk.custody.compartments(session.courier)
+        for row in rows:
+            if row["parcel"] and row["parcel"]["id"] == parcel_id:
+                return {"parcel_id": parcel_id, "compartment": row["label"], "state": row["parcel"]["state"],
+                        "door": row["door"]}
+        state = await kiosk.custody.parcel_state(parcel_id)
+        if state is None:
+            raise CustodyError("not found")
+        return {"parcel_id": parcel_id, "state": state}
+
+    @app.post("/api/deposits/{parcel_id}/cancel", tags=["courier"])
+    async def cancel_deposit(parcel_id: int, session: CourierSession) -> dict[str, Any]:
+        """Give up a deposit: nothing is stored and the compartment is freed."""
+        label = await kiosk.custody.cancel_deposit(session.courier, parcel_id)
+        if kiosk.terminal.screen.parcel_id == parcel_id:
+            kiosk.terminal.show_result("deposit_cancelled", "warn", flow="deposit", compartment=label,
+                                       reason="cancelled_by_courier")
+        return {"parcel_id": parcel_id, "state": "cancelled", "compartment": label}
+
+    @app.get("/api/compartments", tags=["courier"])
+    async def compartments(session: CourierSession) -> list[dict[str, Any]]:
+        """Every compartment with its live door state; parcel details only for your own parcels."""
+        return await kiosk.custody.compartments(session.courier)
+
+    # ---------------------------------------------------------------- resident API
+
+    @app.post("/api/pickups", tags=["resident"])
+    async def pickup(body: PickupIn) -> dict[str, Any]:
+        """Open the door of the parcel this code belongs to. Wrong codes are counted station-wide;
+        after 5 in a row the keypad pauses for 30 s (HTTP 429 with ``retry_after``)."""
+        if kiosk.terminal.busy:
+            raise TerminalBusy()
+        ticket = await kiosk.custody.pickup(body.code)
+        kiosk.terminal.door_flow("pickup", ticket)
+        return {"compartment": ticket.compartment, "state": "door_opening"}
+
+    @app.get("/api/screen", tags=["resident"])
+    async def screen() -> dict[str, Any]:
+        """The screen the kiosk shows now."""
+        return kiosk.terminal.screen.public()
+
+    @app.post("/api/screen/dismiss", tags=["resident"])
+    async def dismiss() -> dict[str, Any]:
+        """Leave a result screen."""
+        kiosk.terminal.dismiss()
+        return kiosk.terminal.screen.public()
+
+    @app.get("/api/events", response_class=EventSourceResponse, tags=["resident"])
+    async def events(request: Request) -> AsyncIterator[ServerSentEvent]:
+        """Server-sent events: ``screen`` (the screen changed) and ``door`` (a door moved), and
+        ``alarm``. The current screen is sent first, so a reconnecting page catches up."""
+        queue = kiosk.terminal.subscribe()
+        try:
+            yield ServerSentEvent(event="screen", data=kiosk.terminal.screen.public())
+            while True:
+                try:
+                    event, data = await asyncio.wait_for(queue.get(), timeout=5.0)
+                except TimeoutError:
+                    if await request.is_disconnected():
+                        return
+                    continue
+                yield ServerSentEvent(event=event, data=data)
+        finally:
+            kiosk.terminal.unsubscribe(queue)
+
+    return app

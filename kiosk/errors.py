@@ -1,0 +1,89 @@
+"""One table from error to what a person sees: HTTP status and a message in plain words.
+
+Home Assistant's exception handler is the model: flows raise domain errors, this table is the only
+place that turns them into screens.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kiosk.i18n import _
+from lockers import errors as e
+
+
+class SessionRequired(Exception):
+    """No live staff session with a role allowed here (never logged in, or idle too long)."""
+
+    code = "session_required"
+
+
+class TerminalBusy(Exception):
+    """Another person's door flow is on screen."""
+
+    code = "terminal_busy"
+
+
+def describe(err: Exception) -> tuple[int, dict[str, Any]]:
+    """HTTP status and JSON body (``error``, ``message``, extra fields) for ``err``."""
+    body: dict[str, Any] = {"error": getattr(err, "code", "error")}
+    match err:
+        case e.WrongCode():
+            status = 400
+            body["attempts_left"] = err.attempts_left
+            body["message"] = _("That code is not right. Please check the code in your message. "
+                                "%(left)s more tries before a short pause.", left=err.attempts_left)
+        case e.KeypadPaused():
+            status = 429
+            body["retry_after"] = round(err.seconds_left)
+            body["message"] = _("Too many wrong codes. Please wait %(seconds)s seconds, then try again.",
+                                seconds=round(err.seconds_left))
+        case e.InvalidInput():
+            status = 422
+            body["field"] = err.field
+            body["message"] = {
+                "phone": _("Please enter the recipient's 11-digit mobile number."),
+                "tracking": _("Please enter the tracking number: 6 to 32 letters and digits."),
+                "size": _("Please choose a compartment size."),
+            }.get(err.field) or _("Something you entered is not right: %(what)s", what=str(err))
+            if str(err) == "this parcel is already in the locker":
+                body["message"] = _("This parcel is already in the locker.")
+        case e.ConsentMissing():
+            status = 422
+            body["message"] = _("A parcel goes into the locker only if the recipient has agreed. "
+                                "Please ask the recipient first, or deliver it to their address.")
+        case e.NoCompartmentFree():
+            status = 409
+            body["message"] = _("No free compartment of this size. Choose a larger size, "
+                                "or take the parcel to the counter.")
+        case e.LoginFailed():
+            status = 401
+            body["message"] = _("Courier number or PIN is not right.")
+        case e.AccountLocked():
+            status = 423
+            body["message"] = _("Too many failed logins. This account is locked for %(minutes)s minutes.",
+                                minutes=max(1, round(err.seconds_left / 60)))
+        case e.NotAllowed():
+            status = 403
+            body["message"] = _("You are not allowed to do this.")
+        case e.FlowConflict():
+            status = 409
+            body["message"] = _("This step is already over.")
+        case e.DoorUnavailable():
+            status = 503
+            body["message"] = _("The door could not be opened. Nothing was changed. "
+                                "Please try again, or call the staff.")
+        case e.StorageError():
+            status = 503
+            body["message"] = _("The locker is under maintenance. Please ask the staff.")
+        case SessionRequired():
+            status = 401
+            body["message"] = _("Please log in again.")
+        case TerminalBusy():
+            status = 409
+            body["message"] = _("A door is open right now. Please wait a moment.")
+        case _:
+            status = 500
+            body["error"] = "internal"
+            body["message"] = _("Something went wrong. Nothing was changed. Please call the staff.")
+    return status, body

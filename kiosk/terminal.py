@@ -1,0 +1,136 @@
+"""The kiosk screen's flow state. It lives here, in the service; the browser only shows it.
+
+A browser that reloads, crashes or opens a second window renders the same screen again from
+``GET /``. While a door flow is active every page shows it, so nobody walks away from an open door
+because a page was reloaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, replace
+from typing import Any
+
+from lockers.custody import Custody, DoorTicket, FlowEvent
+
+#: flow event kind -> (result key, tone). Result keys name the message shown on the result screen.
+RESULTS: dict[str, tuple[str, str]] = {
+    "deposit.stored": ("deposit_stored", "ok"),
+    "deposit.cancelled": ("deposit_cancelled", "warn"),
+    "pickup.collected": ("collected", "ok"),
+    "pickup.not_taken": ("not_taken", "warn"),
+    "pickup.door_not_opened": ("door_not_opened", "error"),
+    "pickup.lock_bus_error": ("door_not_opened", "error"),
+}
+
+
+@dataclass(frozen=True)
+class Screen:
+    name: str = "home"  # home | door | result
+    flow: str | None = None  # deposit | pickup
+    compartment: str | None = None
+    parcel_id: int | None = None
+    door: str = "unknown"  # live door state of the compartment on screen
+    result: str | None = None
+    tone: str = "ok"
+    detail: dict[str, Any] | None = None
+    version: int = 0
+
+    def public(self) -> dict[str, Any]:
+        """What any page may see (no personal data is ever part of a screen)."""
+        return {"name": self.name, "flow": self.flow, "compartment": self.compartment, "door": self.door,
+                "result": self.result, "tone": self.tone, "detail": self.detail or {}, "version": self.version}
+
+
+class Terminal:
+    """Follows custody events for the flow on screen. ``result_seconds``: how long a result stays."""
+
+    def __init__(self, custody: Custody, *, result_seconds: float = 10.0) -> None:
+        self.custody = custody
+        self.result_seconds = result_seconds
+        self.screen = Screen()
+        self._subscribers: set[asyncio.Queue[tuple[str, dict[str, Any]]]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._home_timer: asyncio.TimerHandle | None = None
+
+    async def start(self) -> None:
+        queue = self.custody.subscribe()
+        self._task = asyncio.create_task(self._follow(queue), name="terminal")
+
+    async def stop(self) -> None:
+        if self._home_timer:
+            self._home_timer.cancel()
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def subscribe(self) -> asyncio.Queue[tuple[str, dict[str, Any]]]:
+        queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(maxsize=256)
+        self._subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[tuple[str, dict[str, Any]]]) -> None:
+        self._subscribers.discard(queue)
+
+    def _publish(self, event: str, data: dict[str, Any]) -> None:
+        for queue in list(self._subscribers):
+            if queue.full():  # a stalled browser must not grow memory; it reloads and catches up
+                self._subscribers.discard(queue)
+            else:
+                queue.put_nowait((event, data))
+
+    def _show(self, screen: Screen) -> None:
+        if self._home_timer:
+            self._home_timer.cancel()
+            self._home_timer = None
+        self.screen = replace(screen, version=self.screen.version + 1)
+        if screen.name == "result":
+            self._home_timer = asyncio.get_running_loop().call_later(self.result_seconds, self.go_home)
+        self._publish("screen", self.screen.public())
+
+    @property
+    def busy(self) -> bool:
+        """A door flow is on screen: new flows must wait for it."""
+        return self.screen.name == "door"
+
+    def go_home(self) -> None:
+        if self.screen.name == "result":
+            self._show(Screen())
+
+    def dismiss(self) -> None:
+        """A person tapped "done" on a result screen."""
+        self.go_home()
+
+    def door_flow(self, flow: str, ticket: DoorTicket) -> None:
+        self._show(Screen(name="door", flow=flow, compartment=ticket.compartment, parcel_id=ticket.parcel_id,
+                          door=self.custody.door_of(ticket.compartment)))
+
+    def show_result(self, result: str, tone: str, flow: str | None = None, compartment: str | None = None,
+                    **detail: Any) -> None:
+        self._show(Screen(name="result", flow=flow, compartment=compartment, result=result, tone=tone,
+                          detail=detail))
+
+    async def _follow(self, queue: asyncio.Queue[FlowEvent]) -> None:
+        while True:
+            self.on_event(await queue.get())
+
+    def on_event(self, event: FlowEvent) -> None:
+        screen = self.screen
+        if event.kind == "door.changed":
+            self._publish("door", {"compartment": event.compartment, "door": event.detail.get("door")})
+            if screen.name == "door" and screen.compartment == event.compartment:
+                self.screen = replace(screen, door=event.detail.get("door", "unknown"))
+            return
+        if event.kind.startswith("alarm."):
+            self._publish("alarm", {"kind": event.kind, "compartment": event.compartment})
+            return
+        if screen.name != "door" or event.parcel_id != screen.parcel_id:
+            return
+        if event.kind.endswith(".door_open"):
+            self.screen = replace(screen, door="open")
+            self._publish("screen", self.screen.public())
+        elif event.kind in RESULTS:
+            result, tone = RESULTS[event.kind]
+            self.show_result(result, tone, flow=screen.flow, compartment=screen.compartment, **event.detail)

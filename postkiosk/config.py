@@ -1,0 +1,189 @@
+"""The station's configuration: one TOML file, overridden by environment variables.
+
+Order of precedence, highest first:
+
+1. environment variables ``POSTKIOSK_<SECTION>__<KEY>`` (for example ``POSTKIOSK_WEB__PORT=8081``,
+   ``POSTKIOSK_DATABASE__PATH=/data/postkiosk.sqlite3``);
+2. the TOML file named by ``POSTKIOSK_CONFIG`` (or passed with ``--config``);
+3. the built-in demo configuration: one simulated Kerong CU16 bank of 2 boards x 16 doors with
+   mixed sizes, a SQLite file under ``var/``, the web UI on 127.0.0.1:8080, SMS to the log.
+
+It is loaded and validated once at start-up into frozen objects.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from hal.lockbank import BankProfile, Polarity
+from lockers.custody import SIZES, CompartmentSpec, CustodySettings
+
+DEMO_SIZES = "S S S S M M M M L L L L XL XL S M"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class StationConfig(_Frozen):
+    name: str = "幸福里社区邮政服务点"
+    address: str = ""
+    phone: str = ""
+    free_storage_hours: float = Field(24.0, gt=0)
+
+
+class DatabaseConfig(_Frozen):
+    path: Path = Path("var/postkiosk.sqlite3")
+    key_file: Path | None = None  # default: device.key beside the database
+
+    @property
+    def resolved_key_file(self) -> Path:
+        return self.key_file or self.path.with_name("device.key")
+
+
+class WebConfig(_Frozen):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    session_idle_seconds: float = Field(120.0, gt=0, le=120.0)
+
+
+class SmsConfig(_Frozen):
+    backend: Literal["log", "webhook"] = "log"
+    url: str | None = None
+    token_file: Path | None = None
+    timeout: float = 10.0
+
+    @model_validator(mode="after")
+    def _webhook_needs_url(self) -> SmsConfig:
+        if self.backend == "webhook" and not self.url:
+            raise ValueError("sms.backend = 'webhook' needs sms.url")
+        return self
+
+
+class BankConfig(_Frozen):
+    """One lock bus. ``url`` is anything ``serial.serial_for_url`` opens; ``simulate = true`` makes
+    ``postkiosk run`` start the wire-level simulator on a pty and use that instead."""
+
+    name: str = Field(pattern=r"^[A-Z]$")
+    protocol: str = "kerong-cu16"
+    url: str | None = None
+    simulate: bool = False
+    baudrate: int = 19200
+    boards: tuple[int, ...] = (0, 1)
+    doors_per_board: int = Field(16, ge=1, le=64)
+    polarity: Polarity = Polarity.CLOSED_IS_1
+    pulse_ms: int = Field(500, ge=50, le=10000)
+    reply_timeout: float = Field(0.3, gt=0)
+    has_item_sensors: bool = True
+    sizes: tuple[str, ...] = (DEMO_SIZES,)
+    """Per board, the door sizes in channel order, space separated; one entry applies to every board."""
+
+    @field_validator("sizes")
+    @classmethod
+    def _sizes_known(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            for size in entry.split():
+                if size not in SIZES:
+                    raise ValueError(f"unknown door size {size!r}; use {', '.join(SIZES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BankConfig:
+        if not self.simulate and not self.url:
+            raise ValueError(f"bank {self.name}: give a url, or simulate = true")
+        if len(self.sizes) not in (1, len(self.boards)):
+            raise ValueError(f"bank {self.name}: give one sizes entry, or one per board")
+        for entry in self.sizes:
+            if len(entry.split()) != self.doors_per_board:
+                raise ValueError(f"bank {self.name}: a sizes entry must list {self.doors_per_board} doors")
+        return self
+
+    def board_sizes(self, index: int) -> list[str]:
+        return (self.sizes[0] if len(self.sizes) == 1 else self.sizes[index]).split()
+
+    def profile(self, url: str | None = None) -> BankProfile:
+        return BankProfile(protocol=self.protocol, url=url or self.url or "", boards=self.boards,
+                           channels_per_board=self.doors_per_board, baudrate=self.baudrate,
+                           polarity=self.polarity, pulse_ms=self.pulse_ms, reply_timeout=self.reply_timeout,
+                           has_item_sensors=self.has_item_sensors)
+
+    def compartments(self) -> list[CompartmentSpec]:
+        """Labels run A01, A02... board by board, channel by channel."""
+        specs = []
+        for index, board in enumerate(self.boards):
+            for channel, size in enumerate(self.board_sizes(index)):
+                number = index * self.doors_per_board + channel + 1
+                specs.append(CompartmentSpec(f"{self.name}{number:02d}", self.name, board, channel, size))
+        return specs
+
+
+def _demo_banks() -> tuple[BankConfig, ...]:
+    return (BankConfig(name="A", simulate=True),)
+
+
+class Config(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="POSTKIOSK_", env_nested_delimiter="__", frozen=True,
+                                      extra="forbid")
+
+    station: StationConfig = StationConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    web: WebConfig = WebConfig()
+    sms: SmsConfig = SmsConfig()
+    banks: tuple[BankConfig, ...] = Field(default_factory=_demo_banks)
+    source: str = "built-in demo configuration"
+
+    @field_validator("banks")
+    @classmethod
+    def _unique_banks(cls, value: tuple[BankConfig, ...]) -> tuple[BankConfig, ...]:
+        names = [b.name for b in value]
+        if len(set(names)) != len(names):
+            raise ValueError("bank names must be unique")
+        if not value:
+            raise ValueError("at least one lock bank is needed")
+        return value
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (env_settings, init_settings)
+
+    def layout(self) -> list[CompartmentSpec]:
+        return [spec for bank in self.banks for spec in bank.compartments()]
+
+    def custody_settings(self) -> CustodySettings:
+        return CustodySettings(station_name=self.station.name, station_address=self.station.address,
+                               free_storage_hours=self.station.free_storage_hours)
+
+    @property
+    def is_demo(self) -> bool:
+        return any(bank.simulate for bank in self.banks)
+
+
+def load(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load the configuration: ``path``, else ``$POSTKIOSK_CONFIG``, else the built-in demo."""
+    path = path or os.environ.get("POSTKIOSK_CONFIG")
+    data: dict[str, Any] = {}
+    if path:
+        file = Path(path)
+        try:
+            with file.open("rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise SystemExit(f"configuration file not found: {file}") from None
+        except tomllib.TOMLDecodeError as err:
+            raise SystemExit(f"configuration file {file} is not valid TOML: {err}") from None
+        data["source"] = str(file)
+    return Config(**data)
+
+
+def sample_toml() -> str:
+    """A commented example configuration, printed by ``postkiosk config sample``."""
+    return Path(__file__).with_name("station.example.toml").read_text(encoding="utf-8")
