@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
+import jinja2
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -101,10 +102,11 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
     app = FastAPI(title="postkiosk", version="0.1.0", lifespan=lifespan,
                   description="Touchscreen pages and JSON API of a community postal service point.")
     app.state.kiosk = kiosk
-    templates = Jinja2Templates(directory=HERE / "templates", extensions=["jinja2.ext.i18n"])
-    templates.env.install_gettext_callables(gettext=lambda m, **kw: i18n._(m, **kw),  # type: ignore[attr-defined]
-                                            ngettext=lambda s, p, n, **kw: i18n.ngettext(s, p, n, **kw),
-                                            newstyle=True)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
+                             extensions=["jinja2.ext.i18n"])
+    env.install_gettext_callables(gettext=lambda m, **kw: i18n._(m, **kw),  # type: ignore[attr-defined]
+                                  ngettext=lambda s, p, n, **kw: i18n.ngettext(s, p, n, **kw), newstyle=True)
+    templates = Jinja2Templates(env=env)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.middleware("http")
@@ -184,6 +186,8 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
     async def healthz() -> JSONResponse:
         """200 once the database is open and every lock board has answered; 503 before that."""
         custody = kiosk.custody
+        if custody is None:
+            return JSONResponse({"status": "starting"}, status_code=503)
         boards = {f"{name}:{board}": custody.doors.failures.get((name, board), 0) == 0
                   for name, bank in custody.doors.banks.items() for board in bank.profile.boards}
         ok = custody.ready

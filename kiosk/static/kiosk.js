@@ -1,0 +1,185 @@
+// postkiosk touchscreen: on-page keypads, the deposit steps, and following the service's screen.
+// The flow state lives in the service; this script only shows it and posts what was typed.
+"use strict";
+
+const page = document.body.dataset.page;
+const version = Number(document.body.dataset.version);
+const screenPages = new Set(["home", "door", "result"]);
+
+async function api(method, url, body) {
+  const response = await fetch(url, {
+    method, headers: body ? { "Content-Type": "application/json" } : {},
+    body: body ? JSON.stringify(body) : undefined, credentials: "same-origin",
+  });
+  let data = {};
+  try { data = await response.json(); } catch (e) { data = {}; }
+  return { ok: response.ok, status: response.status, data };
+}
+
+function say(el, text) { if (el) el.textContent = text || ""; }
+
+// ---- keypads: buttons with data-key write into the input named by data-keypad (or the focused one)
+let activeInput = null;
+function focusInput(input) {
+  document.querySelectorAll(".entry, .code").forEach((el) => el.classList.remove("focus"));
+  activeInput = input;
+  if (input) input.classList.add("focus");
+}
+document.querySelectorAll(".entry, .code").forEach((input) => {
+  input.addEventListener("click", () => focusInput(input));
+});
+document.querySelectorAll("[data-keypad]").forEach((pad) => {
+  pad.addEventListener("click", (event) => {
+    const key = event.target.closest("[data-key]");
+    if (!key) return;
+    const input = activeInput && pad.dataset.keypad !== "tracking" ? activeInput : document.getElementById(pad.dataset.keypad);
+    const k = key.dataset.key;
+    if (k === "clear") input.value = "";
+    else if (k === "back") input.value = input.value.slice(0, -1);
+    else if (input.value.length < Number(input.maxLength > 0 ? input.maxLength : 64)) input.value += k;
+    input.dispatchEvent(new Event("input"));
+  });
+});
+
+// ---- following the service: a screen change moves this page; door events update the door line
+let lastVersion = version;
+function follow() {
+  const offline = document.getElementById("offline");
+  const source = new EventSource("/api/events");
+  source.addEventListener("open", () => { if (offline) offline.hidden = true; });
+  source.addEventListener("error", () => { if (offline) offline.hidden = false; });
+  source.addEventListener("screen", (event) => {
+    const screen = JSON.parse(event.data);
+    if (screen.version === lastVersion) return;
+    lastVersion = screen.version;
+    if (screenPages.has(page)) {
+      const moved = screen.name !== document.body.dataset.screen || screen.name !== "door";
+      if (moved) location.replace("/"); else updateDoor(screen.compartment, screen.door);
+    } else if (screen.name !== "home") {
+      location.replace("/");
+    }
+  });
+  source.addEventListener("door", (event) => {
+    const data = JSON.parse(event.data);
+    updateDoor(data.compartment, data.door);
+  });
+}
+function updateDoor(compartment, state) {
+  const el = document.getElementById("door-state");
+  if (!el || el.dataset.compartment !== compartment) return;
+  el.className = "door-state " + state;
+  // "closed" is shown as "checking" until the service has decided what the closing meant
+  el.textContent = state === "open" ? el.dataset.open : el.dataset.unknown;
+}
+follow();
+
+// ---- pages
+if (page === "pickup") {
+  const input = document.getElementById("code");
+  const open = document.getElementById("open");
+  const message = document.getElementById("message");
+  focusInput(input);
+  let pausedFor = Number(message.dataset.paused || 0);
+  const tickPause = () => {
+    if (pausedFor > 0) {
+      say(message, message.dataset.pausedText.replace("{s}", String(pausedFor)));
+      pausedFor -= 1;
+      open.disabled = true;
+      setTimeout(tickPause, 1000);
+    } else if (message.dataset.pausedText && message.textContent.includes(message.dataset.pausedText.split("{s}")[0])) {
+      say(message, "");
+      open.disabled = input.value.length !== 8;
+    }
+  };
+  tickPause();
+  input.addEventListener("input", () => {
+    input.value = input.value.replace(/\D/g, "").slice(0, 8);
+    open.disabled = input.value.length !== 8 || pausedFor > 0;
+  });
+  open.addEventListener("click", async () => {
+    open.disabled = true;
+    const r = await api("POST", "/api/pickups", { code: input.value });
+    if (r.ok) { location.replace("/"); return; }
+    input.value = "";
+    if (r.status === 429) { pausedFor = r.data.retry_after || 30; tickPause(); return; }
+    say(message, r.data.message);
+  });
+}
+
+if (page === "courier-login") {
+  const login = document.getElementById("login");
+  const pin = document.getElementById("pin");
+  const message = document.getElementById("message");
+  focusInput(login);
+  login.addEventListener("input", () => { if (login.value.length >= 8) focusInput(pin); });
+  document.getElementById("submit").addEventListener("click", async () => {
+    const r = await api("POST", "/api/courier/session", { login: login.value, pin: pin.value });
+    if (r.ok) { location.replace("/courier/deposit"); return; }
+    pin.value = "";
+    say(message, r.data.message);
+  });
+}
+
+if (page === "deposit") {
+  const steps = document.querySelectorAll(".step");
+  const show = (n) => {
+    steps.forEach((s) => { s.hidden = s.dataset.step !== String(n); });
+    const input = document.querySelector(`.step[data-step="${n}"] .entry`);
+    if (input) focusInput(input);
+  };
+  const messageFor = (field) => document.querySelector(`.message[data-for~="${field}"]`);
+  const tracking = document.getElementById("tracking");
+  const phone = document.getElementById("phone");
+  let size = null;
+  let consent = false;
+  show(1);
+  document.querySelectorAll("[data-next]").forEach((b) => b.addEventListener("click", () => {
+    const n = Number(b.dataset.next);
+    if (n === 2 && tracking.value.length < 6) { say(messageFor("tracking"), b.closest(".step") && tracking.dataset.short); }
+    show(n);
+  }));
+  document.querySelectorAll("[data-size]").forEach((b) => b.addEventListener("click", () => {
+    size = b.dataset.size;
+    document.querySelectorAll("[data-size]").forEach((o) => o.setAttribute("aria-checked", String(o === b)));
+  }));
+  const consentBtn = document.getElementById("consent");
+  consentBtn.addEventListener("click", () => {
+    consent = !consent;
+    consentBtn.setAttribute("aria-checked", String(consent));
+  });
+  document.getElementById("deposit").addEventListener("click", async (event) => {
+    const button = event.currentTarget;
+    button.disabled = true;
+    document.querySelectorAll(".message").forEach((m) => say(m, ""));
+    const r = await api("POST", "/api/deposits", { tracking: tracking.value, phone: phone.value, size: size || "", consent });
+    button.disabled = false;
+    if (r.ok) { location.replace("/"); return; }
+    if (r.status === 401) { location.replace("/courier"); return; }
+    const field = r.data.field || (r.data.error === "consent_missing" ? "consent" : "size");
+    const target = field === "tracking" ? 1 : field === "phone" ? 2 : 3;
+    show(target);
+    say(messageFor(field) || messageFor("size"), r.data.message);
+  });
+  document.getElementById("logout").addEventListener("click", async () => {
+    await api("DELETE", "/api/courier/session");
+    location.replace("/");
+  });
+}
+
+if (page === "door") {
+  const cancel = document.getElementById("cancel");
+  if (cancel) cancel.addEventListener("click", async () => {
+    cancel.disabled = true;
+    await api("POST", `/api/deposits/${cancel.dataset.parcel}/cancel`);
+    location.replace("/");
+  });
+}
+
+if (page === "result") {
+  document.querySelectorAll("[data-dismiss]").forEach((el) => el.addEventListener("click", async (event) => {
+    const href = el.getAttribute("href");
+    event.preventDefault();
+    await api("POST", "/api/screen/dismiss");
+    location.replace(href || "/");
+  }));
+}

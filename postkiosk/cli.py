@@ -1,0 +1,214 @@
+"""The ``postkiosk`` command line (typer + rich)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import signal
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from postkiosk import config as config_mod
+
+app = typer.Typer(help="postkiosk: the controller of a community postal service point.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+sim_app = typer.Typer(help="Wire-level device simulators.", no_args_is_help=True)
+admin_app = typer.Typer(help="Station administration.", no_args_is_help=True)
+config_app = typer.Typer(help="Configuration.", no_args_is_help=True)
+journal_app = typer.Typer(help="The custody event journal.", no_args_is_help=True)
+app.add_typer(sim_app, name="sim")
+app.add_typer(admin_app, name="admin")
+app.add_typer(config_app, name="config")
+app.add_typer(journal_app, name="journal")
+console = Console()
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="station TOML file "
+                                                   "(default: $POSTKIOSK_CONFIG, else the built-in demo)")]
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+
+
+async def _serve(app_, host: str, port: int, on_ready=None) -> None:
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app_, host=host, port=port, log_level="warning", access_log=False,
+                                           lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    while not server.started and not task.done():
+        await asyncio.sleep(0.05)
+    if server.started and on_ready:
+        on_ready()
+    await task
+
+
+@app.command()
+def run(config: ConfigOpt = None, host: Annotated[Optional[str], typer.Option(help="listen address")] = None,
+        port: Annotated[Optional[int], typer.Option(help="listen port")] = None,
+        verbose: bool = False) -> None:
+    """Run the kiosk. With no configuration it runs the demo: simulated lock boards, a SQLite file under
+    var/, the web UI on http://127.0.0.1:8080 and the simulated wall at /sim."""
+    _logging(verbose)
+    cfg = config_mod.load(config)
+    host = host or cfg.web.host
+    port = port or cfg.web.port
+
+    async def main() -> None:
+        if cfg.is_demo:
+            from postkiosk.demo import DemoStation, ensure_demo_courier
+
+            credential = ensure_demo_courier(cfg)
+            demo = DemoStation(cfg)
+            urls = await demo.start_simulators()
+            web = demo.app(urls)
+
+            def banner() -> None:
+                console.print(f"[bold green]postkiosk is running[/] ({cfg.source})")
+                console.print(f"  kiosk:            http://{host}:{port}/")
+                console.print(f"  simulated wall:   http://{host}:{port}/sim   (open and close doors, put parcels in)")
+                console.print(f"  API documentation: http://{host}:{port}/docs")
+                for name, url in urls.items():
+                    console.print(f"  lock bank {name}:      Kerong CU16 simulator on {url}")
+                console.print(f"  database:         {cfg.database.path}")
+                console.print(f"  courier login:    number [bold]{credential.login}[/], PIN [bold]{credential.pin}[/]"
+                              f"  ({'made just now' if credential.created_now else 'made on first run'};"
+                              f" stored hashed, shown from {cfg.database.path.parent / 'demo-courier.txt'})")
+                console.print("  Ctrl+C stops it.")
+
+            try:
+                await _serve(web, host, port, banner)
+            finally:
+                await demo.close_simulators()
+        else:
+            from postkiosk.service import Station
+
+            station = Station(cfg)
+            await _serve(station.app(), host, port,
+                         lambda: console.print(f"postkiosk listening on http://{host}:{port}/ ({cfg.source})"))
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+
+
+@sim_app.command("lockboard")
+def sim_lockboard(boards: Annotated[str, typer.Option(help="board addresses, comma separated")] = "0,1",
+                  doors: Annotated[int, typer.Option(help="doors per board")] = 16,
+                  polarity: Annotated[str, typer.Option(help="closed_is_1 or closed_is_0")] = "closed_is_1",
+                  transport: Annotated[str, typer.Option(help="'pty' or 'tcp:HOST:PORT'")] = "pty",
+                  baudrate: int = 19200,
+                  pace: Annotated[bool, typer.Option(help="send bytes at the baud rate")] = False,
+                  http: Annotated[Optional[int], typer.Option(help="also serve the wall page on this port")] = None,
+                  protocol: Annotated[str, typer.Option(help="lock protocol")] = "kerong-cu16") -> None:
+    """Run a simulated lock bus as its own process (a pty or a TCP port) until Ctrl+C."""
+    if protocol != "kerong-cu16":
+        raise typer.BadParameter(f"no simulator for {protocol!r} yet; available: kerong-cu16")
+    from simulators.kerong_cu16 import run_lockboard_sim
+
+    addresses = tuple(int(b) for b in boards.split(",") if b.strip())
+
+    async def main() -> None:
+        running = await run_lockboard_sim(addresses, doors, polarity, transport, baudrate=baudrate, pace=pace)
+        console.print(f"Kerong CU16 simulator, boards {list(addresses)} x {doors} doors, {polarity}")
+        console.print(f"url: [bold]{running.url}[/]")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        server_task = None
+        if http:
+            from fastapi import FastAPI
+
+            from simulators.wall import wall_router
+
+            web = FastAPI(title="lock bus simulator")
+            web.include_router(wall_router({"A": running.sim}))
+            import uvicorn
+
+            server = uvicorn.Server(uvicorn.Config(web, host="127.0.0.1", port=http, log_level="warning"))
+            server_task = asyncio.create_task(server.serve())
+            console.print(f"wall page: http://127.0.0.1:{http}/sim")
+        try:
+            await stop.wait()
+        finally:
+            if server_task:
+                server.should_exit = True
+                await server_task
+            await running.close()
+
+    asyncio.run(main())
+
+
+@admin_app.command("add-courier")
+def add_courier(login: Annotated[str, typer.Option(help="courier number, 4 to 12 digits")],
+                name: Annotated[str, typer.Option(help="the courier's name")],
+                carrier: Annotated[str, typer.Option(help="the carrier they work for")],
+                config: ConfigOpt = None) -> None:
+    """Create a named courier account (no shared accounts). A random 8-digit PIN is shown once."""
+    from lockers import accounts
+    from lockers.db import connect
+    from lockers.errors import InvalidInput
+
+    cfg = config_mod.load(config)
+    pin = f"{secrets.randbelow(10 ** 8):08d}"
+    conn = connect(cfg.database.path)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            accounts.create_courier(conn, login=login, name=name, carrier=carrier, pin=pin, now=time.time())
+        except InvalidInput as err:
+            conn.execute("ROLLBACK")
+            raise typer.BadParameter(str(err)) from None
+        except Exception:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    console.print(f"courier {login} ({name}, {carrier}) created; PIN [bold]{pin}[/] (shown only now)")
+
+
+@config_app.command("sample")
+def config_sample() -> None:
+    """Print a commented station configuration to start from."""
+    typer.echo(config_mod.sample_toml())
+
+
+@config_app.command("check")
+def config_check(config: ConfigOpt = None) -> None:
+    """Load and validate the configuration, then list the compartments it describes."""
+    cfg = config_mod.load(config)
+    console.print(f"configuration OK ({cfg.source}): {len(cfg.layout())} compartments in "
+                  f"{len(cfg.banks)} bank(s); database {cfg.database.path}")
+
+
+@journal_app.command("verify")
+def journal_verify(config: ConfigOpt = None) -> None:
+    """Check the hash chain of the event journal; exit 1 if any row was edited or removed."""
+    from lockers import journal
+    from lockers.db import connect
+
+    cfg = config_mod.load(config)
+    conn = connect(cfg.database.path)
+    try:
+        result = journal.verify(conn)
+    finally:
+        conn.close()
+    if result.ok:
+        console.print(f"journal OK: {result.rows} rows, chain intact")
+    else:
+        console.print(f"[red]journal BROKEN at row {result.first_bad_id}: {result.reason}[/]")
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()

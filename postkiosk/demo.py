@@ -1,0 +1,94 @@
+"""The demo entry point: runs the station on wire-level simulators, with a picture of the wall.
+
+This is the one place outside ``tests/`` and ``bench/`` that imports ``simulators``: it starts one
+simulated lock bus per bank marked ``simulate = true`` (on a pty, spoken to through the real serial
+driver), creates a demo courier on first run, and mounts the simulator's wall page at ``/sim``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from hal.sms import LogSmsGateway
+from lockers import accounts
+from lockers.db import connect
+from postkiosk.config import Config
+from postkiosk.service import Station
+from simulators.kerong_cu16 import RunningLockboardSim, run_lockboard_sim
+from simulators.wall import wall_router
+
+DEMO_LOGIN = "10000001"
+
+
+@dataclass(frozen=True)
+class DemoCredential:
+    login: str
+    pin: str
+    created_now: bool
+
+
+def ensure_demo_courier(config: Config) -> DemoCredential:
+    """A demo courier with a random PIN, made on first run. The PIN is stored hashed in the
+    database; for the demo it is also kept in a 0600 file beside it so ``make run`` can show it."""
+    folder = config.database.path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    note = folder / "demo-courier.txt"
+    conn = connect(config.database.path)
+    try:
+        exists = conn.execute("SELECT 1 FROM couriers WHERE login = ?", (DEMO_LOGIN,)).fetchone()
+        if exists and note.exists():
+            login, pin = note.read_text().split()
+            return DemoCredential(login, pin, False)
+        pin = f"{secrets.randbelow(10 ** 8):08d}"
+        conn.execute("BEGIN IMMEDIATE")
+        if exists:
+            conn.execute("DELETE FROM couriers WHERE login = ?", (DEMO_LOGIN,))
+        accounts.create_courier(conn, login=DEMO_LOGIN, name="演示快递员", carrier="DEMO", pin=pin,
+                                now=__import__("time").time(), actor="demo")
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    fd = os.open(note, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"{DEMO_LOGIN} {pin}\n")
+    return DemoCredential(DEMO_LOGIN, pin, True)
+
+
+class DemoStation:
+    """Simulators first, then the station talking to them over their ptys."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.sims: dict[str, RunningLockboardSim] = {}
+        self.sms = LogSmsGateway() if config.sms.backend == "log" else None
+        self.station: Station | None = None
+
+    async def start_simulators(self) -> dict[str, str]:
+        for bank in self.config.banks:
+            if bank.simulate:
+                self.sims[bank.name] = await run_lockboard_sim(
+                    boards=bank.boards, doors_per_board=bank.doors_per_board, polarity=bank.polarity,
+                    baudrate=bank.baudrate)
+        return {name: sim.url for name, sim in self.sims.items()}
+
+    async def close_simulators(self) -> None:
+        for sim in self.sims.values():
+            await sim.close()
+
+    def app(self, urls: dict[str, str]) -> FastAPI:
+        self.station = Station(self.config, bank_urls=urls, sms=self.sms)
+        app = self.station.app()
+        specs = {(s.bank, s.board, s.channel): s.label for s in self.config.layout()}
+        inbox = (lambda: list(reversed(self.sms.recent))) if isinstance(self.sms, LogSmsGateway) else None
+        app.include_router(wall_router({name: s.sim for name, s in self.sims.items()}, inbox=inbox,
+                                       labels=lambda bank, board, channel: specs.get((bank, board, channel))))
+        return app
+
+
+def var_dir(config: Config) -> Path:
+    return config.database.path.parent

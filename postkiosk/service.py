@@ -1,0 +1,86 @@
+"""Builds and runs the station from its configuration: lock banks, database, custody, kiosk app."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from hal.lockbank import LockBank, lock_bank
+from hal.sms import SmsGateway, sms_gateway
+from kiosk.app import Kiosk, create_app
+from kiosk.sessions import Sessions
+from kiosk.terminal import Terminal
+from lockers.custody import Custody
+from lockers.db import Database
+from lockers.doors import DoorMonitor
+from lockers.keys import DeviceKeys
+from postkiosk.config import Config
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Station:
+    """Everything one station runs. ``bank_urls`` replaces configured URLs (the demo's simulators)."""
+
+    config: Config
+    bank_urls: dict[str, str] = field(default_factory=dict)
+    sms: SmsGateway | None = None
+    banks: dict[str, LockBank] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.sms is None:
+            self.sms = self._make_sms()
+        for bank in self.config.banks:
+            url = self.bank_urls.get(bank.name) or bank.url
+            if not url:
+                raise SystemExit(f"bank {bank.name} is simulated, but no simulator is running for it")
+            self.banks[bank.name] = lock_bank(bank.profile(url))
+        self.db = Database(self.config.database.path)
+        self.custody: Custody | None = None
+        self.terminal: Terminal | None = None
+        self.sessions = Sessions(idle_seconds=self.config.web.session_idle_seconds)
+
+    def _make_sms(self) -> SmsGateway:
+        cfg = self.config.sms
+        if cfg.backend == "webhook":
+            token = cfg.token_file.read_text().strip() if cfg.token_file else None
+            return sms_gateway("webhook", url=cfg.url, timeout=cfg.timeout, token=token)
+        return sms_gateway("log")
+
+    async def start(self) -> None:
+        for bank in self.banks.values():
+            await bank.open()
+        await self.db.open()
+        keys = DeviceKeys.load_or_create(self.config.database.resolved_key_file)
+        self.custody = Custody(db=self.db, keys=keys, layout=self.config.layout(),
+                               doors=DoorMonitor(self.banks), sms=self.sms,
+                               settings=self.config.custody_settings())
+        await self.custody.start()
+        self.terminal = Terminal(self.custody)
+        await self.terminal.start()
+        self.kiosk.custody, self.kiosk.terminal = self.custody, self.terminal
+
+    async def stop(self) -> None:
+        if self.terminal:
+            await self.terminal.stop()
+        if self.custody:
+            await self.custody.stop()
+        await self.db.close()
+        for bank in self.banks.values():
+            await bank.close()
+        if self.sms:
+            await self.sms.close()
+
+    def app(self) -> FastAPI:
+        """The web app; the station starts with the app's lifespan."""
+        self.kiosk = Kiosk(custody=None, terminal=None, sessions=self.sessions,  # type: ignore[arg-type]
+                           station_name=self.config.station.name, station_phone=self.config.station.phone)
+        return create_app(self.kiosk, on_start=self.start, on_stop=self.stop)
+
+
+def database_dir(config: Config) -> Path:
+    return config.database.path.parent
