@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.routing import APIRoute
+
+from kiosk.app import RequireRole
+
+PIN = "24681357"
+RESIDENT_ROUTES = {"/healthz", "/api/pickups", "/api/screen", "/api/screen/dismiss", "/api/events",
+                   "/api/courier/session:POST", "/", "/pickup", "/courier", "/courier/deposit", "/help",
+                   "/lang/{locale}"}
+
+
+async def login(station):
+    await station.make_courier(pin=PIN)
+    r = await station.client.post("/api/courier/session", json={"login": "10000001", "pin": PIN})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
+async def test_healthz_reports_ready_and_boards(kiosk_station):
+    r = await kiosk_station.client.get("/healthz")
+    assert r.status_code == 200
+    assert r.json()["boards"] == {"A:0": True, "A:1": True}
+
+
+def test_every_staff_route_declares_its_roles(kiosk_station):
+    undeclared = []
+    for route in kiosk_station.app.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        keys = {route.path} | {f"{route.path}:{m}" for m in route.methods}
+        if keys & RESIDENT_ROUTES:
+            continue
+        roles = [d.call.roles for d in route.dependant.dependencies if isinstance(d.call, RequireRole)]
+        if not roles:
+            undeclared.append(f"{sorted(route.methods)} {route.path}")
+    assert not undeclared, f"routes without declared roles: {undeclared}"
+
+
+async def test_staff_routes_refuse_requests_without_a_session(kiosk_station):
+    c = kiosk_station.client
+    for method, url in [("GET", "/api/compartments"), ("POST", "/api/deposits"), ("GET", "/api/deposits/1"),
+                        ("POST", "/api/deposits/1/cancel"), ("DELETE", "/api/courier/session")]:
+        r = await c.request(method, url, json={"tracking": "SF123456", "phone": "13812345678", "size": "S",
+                                               "consent": True})
+        assert r.status_code == 401, (method, url, r.status_code)
+        assert r.json()["error"] == "session_required"
+        assert r.json()["message"] == "请重新登录。"  # Simplified Chinese by default
+
+
+async def test_deposit_then_pickup_through_the_api(kiosk_station):
+    s, c = kiosk_station, kiosk_station.client
+    auth = await login(s)
+    r = await c.post("/api/deposits", headers=auth,
+                     json={"tracking": "sf 1234 5678 90", "phone": "138 1234 5678", "size": "M", "consent": True})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["compartment"] == "A05"
+    assert (await c.get("/api/screen")).json()["name"] == "door"
+    # a second flow cannot start while a door is on screen
+    r2 = await c.post("/api/pickups", json={"code": "12345678"})
+    assert r2.status_code == 409 and r2.json()["error"] == "terminal_busy"
+    spec = s.spec("A05")
+    await s.wait_for(lambda: s.custody.door_of("A05") == "open")
+    s.bank.put_parcel(spec.board, spec.channel)
+    s.bank.close_by_hand(spec.board, spec.channel)
+    await s.wait_for(lambda: s.kiosk.terminal.screen.result == "deposit_stored")
+    rows = (await c.get("/api/compartments", headers=auth)).json()
+    a05 = next(r for r in rows if r["label"] == "A05")
+    assert a05["state"] == "occupied" and a05["parcel"]["tracking"] == "SF1234567890"
+    assert a05["parcel"]["phone"] == "138****5678"
+    await s.wait_for(lambda: len(s.sms.recent) == 1)
+    code = re.search(r"取件码 (\d{8})", s.sms.recent[-1]["text"]).group(1)
+    await s.wait_for(lambda: s.kiosk.terminal.screen.name == "home")
+
+    wrong = await c.post("/api/pickups", json={"code": "00000000"}, headers={"Cookie": "pk_lang=en"})
+    assert wrong.status_code == 400
+    assert wrong.json()["attempts_left"] == 4 and "not right" in wrong.json()["message"]
+    r = await c.post("/api/pickups", json={"code": code})
+    assert r.status_code == 200 and r.json()["compartment"] == "A05"
+    await s.wait_for(lambda: s.custody.door_of("A05") == "open")
+    s.bank.take_parcel(spec.board, spec.channel)
+    s.bank.close_by_hand(spec.board, spec.channel)
+    await s.wait_for(lambda: s.kiosk.terminal.screen.result == "collected")
+    page = await c.get("/")
+    assert 'data-result="collected"' in page.text and "谢谢，您已取件。" in page.text
+
+
+async def test_other_couriers_see_only_masked_parcels(kiosk_station):
+    s, c = kiosk_station, kiosk_station.client
+    auth = await login(s)
+    await c.post("/api/deposits", headers=auth,
+                 json={"tracking": "YT9876543210", "phone": "13912345678", "size": "S", "consent": True})
+    await s.make_courier(login="20000002", pin="11223344")
+    other = (await c.post("/api/courier/session", json={"login": "20000002", "pin": "11223344"})).json()["token"]
+    rows = (await c.get("/api/compartments", headers={"Authorization": f"Bearer {other}"})).json()
+    parcel = next(r for r in rows if r["label"] == "A01")["parcel"]
+    assert parcel["tracking"] == "********3210" and parcel["phone"] is None and parcel["id"] is None
+    r = await c.post("/api/deposits/1/cancel", headers={"Authorization": f"Bearer {other}"})
+    assert r.status_code == 403
+
+
+async def test_bad_input_gets_plain_words_and_changes_nothing(kiosk_station):
+    s, c = kiosk_station, kiosk_station.client
+    auth = await login(s)
+    r = await c.post("/api/deposits", headers=auth,
+                     json={"tracking": "SF1234567", "phone": "1381234", "size": "S", "consent": True})
+    assert r.status_code == 422 and r.json()["field"] == "phone"
+    assert r.json()["message"] == "请输入收件人的 11 位手机号码。"
+    r = await c.post("/api/deposits", headers=auth,
+                     json={"tracking": "SF1234567", "phone": "13812345678", "size": "S", "consent": False})
+    assert r.status_code == 422 and r.json()["error"] == "consent_missing"
+    r = await c.post("/api/deposits", headers=auth, json={"tracking": "SF1234567"})
+    assert r.status_code == 422 and r.json()["error"] == "invalid_request" and "phone" in r.json()["fields"]
+    assert all(d.pulses == 0 for d in s.wall.doors.values())
+
+
+async def test_wrong_login_is_refused_without_telling_which_part(kiosk_station):
+    s, c = kiosk_station, kiosk_station.client
+    await s.make_courier(pin=PIN)
+    for login_, pin in [("10000001", "99999999"), ("55555555", PIN)]:
+        r = await c.post("/api/courier/session", json={"login": login_, "pin": pin})
+        assert r.status_code == 401 and r.json()["message"] == "快递员编号或密码不正确。"
+
+
+@pytest.mark.parametrize("locale,lang,word", [("zh_Hans_CN", "zh-Hans", "取件"), ("en", "en", "Pick up a parcel")])
+async def test_pages_render_in_each_language(kiosk_station, locale, lang, word):
+    c = kiosk_station.client
+    for url in ["/", "/pickup", "/courier", "/help"]:
+        r = await c.get(url, headers={"Cookie": f"pk_lang={locale}"})
+        assert r.status_code == 200
+        assert f'<html lang="{lang}">' in r.text
+    assert word in (await c.get("/", headers={"Cookie": f"pk_lang={locale}"})).text
+    switched = await c.get("/lang/en?next=//evil.example/", follow_redirects=False)
+    assert switched.headers["location"] == "/"
+
+
+async def test_staff_pages_need_a_login(kiosk_station):
+    r = await kiosk_station.client.get("/courier/deposit", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/courier"
