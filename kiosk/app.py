@@ -190,8 +190,9 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
             return JSONResponse({"status": "starting"}, status_code=503)
         boards = {f"{name}:{board}": custody.doors.failures.get((name, board), 0) == 0
                   for name, bank in custody.doors.banks.items() for board in bank.profile.boards}
-        ok = custody.ready
-        return JSONResponse({"status": "ok" if ok else "starting", "database": custody.ready, "boards": boards},
+        ok = custody.ready and all(boards.values())
+        status = "ok" if ok else ("starting" if not custody.ready else "lock board not answering")
+        return JSONResponse({"status": status, "database": custody.ready, "boards": boards},
                             status_code=200 if ok else 503)
 
     # ---------------------------------------------------------------- courier API

@@ -141,3 +141,14 @@ async def test_pages_render_in_each_language(kiosk_station, locale, lang, word):
 async def test_staff_pages_need_a_login(kiosk_station):
     r = await kiosk_station.client.get("/courier/deposit", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/courier"
+
+
+async def test_healthz_fails_while_a_board_does_not_answer(kiosk_station):
+    s = kiosk_station
+    s.wall.silent_boards.add(1)
+    await s.wait_for(lambda: s.custody.doors.failures.get(("A", 1), 0) > 0)
+    r = await s.client.get("/healthz")
+    assert r.status_code == 503 and r.json()["boards"]["A:1"] is False
+    s.wall.silent_boards.clear()
+    await s.wait_for(lambda: s.custody.doors.failures.get(("A", 1), 0) == 0)
+    assert (await s.client.get("/healthz")).status_code == 200
