@@ -50,7 +50,12 @@ function follow() {
   source.addEventListener("error", () => { if (offline) offline.hidden = false; });
   source.addEventListener("screen", (event) => {
     const screen = JSON.parse(event.data);
-    if (screen.version === lastVersion) return;
+    if (screen.version === lastVersion) {
+      // Same screen, new door state: sent first on every (re)connect, and when a flow's door opens.
+      // A door event that came before this page was listening is only seen here.
+      if (page === "door" && screen.name === "door") updateDoor(screen.compartment, screen.door);
+      return;
+    }
     lastVersion = screen.version;
     if (screenPages.has(page)) {
       const moved = screen.name !== document.body.dataset.screen || screen.name !== "door";
@@ -135,7 +140,12 @@ if (page === "deposit") {
   show(1);
   document.querySelectorAll("[data-next]").forEach((b) => b.addEventListener("click", () => {
     const n = Number(b.dataset.next);
-    if (n === 2 && tracking.value.length < 6) { say(messageFor("tracking"), b.closest(".step") && tracking.dataset.short); }
+    // check what a step asked for before moving on; the service checks everything again
+    if (n === 2 && b.closest(".step").dataset.step === "1" && tracking.value.length < 6) {
+      say(messageFor("tracking"), tracking.dataset.short); return;
+    }
+    if (n === 3 && phone.value.length !== 11) { say(messageFor("phone"), phone.dataset.short); return; }
+    document.querySelectorAll(".message").forEach((m) => say(m, ""));
     show(n);
   }));
   document.querySelectorAll("[data-size]").forEach((b) => b.addEventListener("click", () => {
