@@ -40,8 +40,9 @@ def _logging(verbose: bool) -> None:
 async def _serve(app_, host: str, port: int, on_ready=None) -> None:
     import uvicorn
 
+    # SSE streams of an open kiosk page never end by themselves: give them 3 s at shutdown.
     server = uvicorn.Server(uvicorn.Config(app_, host=host, port=port, log_level="warning", access_log=False,
-                                           lifespan="on"))
+                                           lifespan="on", timeout_graceful_shutdown=3))
     task = asyncio.create_task(server.serve())
     while not server.started and not task.done():
         await asyncio.sleep(0.05)
