@@ -193,8 +193,8 @@ async def test_notice_lost_in_a_crash_is_sent_again_with_a_fresh_code(station):
     _, spec = await deposit(station, courier)
     station.bank.put_parcel(spec.board, spec.channel)
     station.bank.close_by_hand(spec.board, spec.channel)
-    await station.wait_event(events, "deposit.stored")
-    # as if the process died before the gateway took the message
+    await station.wait_event(events, "notice.sent")
+    # as if the process died before it could record that the gateway took the message
     await station.db.write(lambda c: c.execute("UPDATE notices SET status = 'pending'"))
     old = code_from(station.sms)
     await station.stop()
