@@ -31,6 +31,15 @@ async def deposit(station, courier, size="S", phone=PHONE, tracking="SF123456789
     return ticket, spec
 
 
+async def store(station, courier, events, **deposit_args):
+    """Deposit, put the parcel in, close the door, wait for the notice; returns ticket, spec, code."""
+    ticket, spec = await deposit(station, courier, **deposit_args)
+    station.bank.put_parcel(spec.board, spec.channel)
+    station.bank.close_by_hand(spec.board, spec.channel)
+    await station.wait_event(events, "notice.sent")
+    return ticket, spec, code_from(station.sms)
+
+
 async def test_deposit_then_pickup_end_to_end(station):
     courier = await station.make_courier()
     events = station.custody.subscribe()
@@ -146,11 +155,7 @@ async def test_wrong_codes_pause_the_keypad_across_a_restart(station):
 async def test_parcel_left_in_the_locker_stays_with_a_valid_code(station):
     courier = await station.make_courier()
     events = station.custody.subscribe()
-    _, spec = await deposit(station, courier)
-    station.bank.put_parcel(spec.board, spec.channel)
-    station.bank.close_by_hand(spec.board, spec.channel)
-    await station.wait_event(events, "notice.sent")
-    code = code_from(station.sms)
+    _, spec, code = await store(station, courier, events)
     ticket = await station.custody.pickup(code)
     await station.wait_event(events, "pickup.door_open")
     station.bank.close_by_hand(spec.board, spec.channel)  # closed with the parcel still inside
@@ -162,10 +167,7 @@ async def test_parcel_left_in_the_locker_stays_with_a_valid_code(station):
 async def test_uncommanded_open_of_an_occupied_compartment_raises_an_alarm(station):
     courier = await station.make_courier()
     events = station.custody.subscribe()
-    ticket, spec = await deposit(station, courier)
-    station.bank.put_parcel(spec.board, spec.channel)
-    station.bank.close_by_hand(spec.board, spec.channel)
-    await station.wait_event(events, "deposit.stored")
+    ticket, spec, _ = await store(station, courier, events)
     station.custody._last_unlock.clear()  # pretend the last command was long ago
     station.bank.open_by_hand(spec.board, spec.channel)
     alarm = await station.wait_event(events, "alarm.uncommanded_open")
@@ -190,13 +192,9 @@ async def test_restart_during_deposit_cancels_it_and_never_pulses(station):
 async def test_notice_lost_in_a_crash_is_sent_again_with_a_fresh_code(station):
     courier = await station.make_courier()
     events = station.custody.subscribe()
-    _, spec = await deposit(station, courier)
-    station.bank.put_parcel(spec.board, spec.channel)
-    station.bank.close_by_hand(spec.board, spec.channel)
-    await station.wait_event(events, "notice.sent")
+    _, spec, old = await store(station, courier, events)
     # as if the process died before it could record that the gateway took the message
     await station.db.write(lambda c: c.execute("UPDATE notices SET status = 'pending'"))
-    old = code_from(station.sms)
     await station.stop()
     station.sms.recent.clear()
     await station.start()
@@ -226,10 +224,7 @@ async def test_phone_numbers_never_in_plaintext_on_disk(station, tmp_path):
     phones = [f"139{n:08d}" for n in (31415926, 27182818, 14142135)]
     events = station.custody.subscribe()
     for n, phone in enumerate(phones):
-        _, spec = await deposit(station, courier, phone=phone, tracking=f"JT000000{n}")
-        station.bank.put_parcel(spec.board, spec.channel)
-        station.bank.close_by_hand(spec.board, spec.channel)
-        await station.wait_event(events, "notice.sent")
+        await store(station, courier, events, phone=phone, tracking=f"JT000000{n}")
     await station.stop()
     blobs = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
     for phone in phones:
