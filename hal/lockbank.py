@@ -40,6 +40,13 @@ class Polarity(enum.Enum):
     CLOSED_IS_0 = "closed_is_0"
 
 
+class StatusByteOrder(enum.Enum):
+    """Where channels 1-8 sit in a multi-byte status bitmap (the 8A/80 sources disagree)."""
+
+    FIRST_BYTE_FIRST = "first_byte_first"  # channels 1-8 in the first status byte
+    LAST_BYTE_FIRST = "last_byte_first"  # channels 1-8 in the last status byte
+
+
 @dataclass(frozen=True)
 class BankProfile:
     """Everything a backend needs to drive one bus.
@@ -55,6 +62,7 @@ class BankProfile:
     channels_per_board: int
     baudrate: int = 19200
     polarity: Polarity = Polarity.CLOSED_IS_1
+    status_byte_order: StatusByteOrder = StatusByteOrder.FIRST_BYTE_FIRST
     pulse_ms: int = 500
     reply_timeout: float = 0.3
     query_retries: int = 2
@@ -146,6 +154,19 @@ class LockBank(abc.ABC):
 #: protocol name -> "module:Class", imported only when configured (python-can's BACKENDS table).
 BACKENDS: dict[str, str] = {
     "kerong-cu16": "hal.lockbank_kerong:KerongCU16Bank",
+    "kerong-cu12": "hal.lockbank_cu12:KerongCU12Bank",
+    "cu48": "hal.lockbank_cu48:CU48Bank",
+    "generic-8a": "hal.lockbank_8a:Generic8ABank",
+    "modbus-relay": "hal.lockbank_modbus:ModbusRelayBank",
+}
+
+#: the line speed a protocol's boards ship with, used when a bank does not set one
+DEFAULT_BAUDRATE: dict[str, int] = {
+    "kerong-cu16": 19200,
+    "kerong-cu12": 19200,
+    "cu48": 19200,
+    "generic-8a": 9600,
+    "modbus-relay": 9600,
 }
 
 

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from hal.lockbank import BankProfile, Polarity
+from hal.lockbank import BACKENDS, DEFAULT_BAUDRATE, BankProfile, Polarity, StatusByteOrder
 from lockers.custody import SIZES, CompartmentSpec, CustodySettings
 
 DEMO_SIZES = "S S S S M M M M L L L L XL XL S M"
@@ -74,10 +74,11 @@ class BankConfig(_Frozen):
     protocol: str = "kerong-cu16"
     url: str | None = None
     simulate: bool = False
-    baudrate: int = 19200
+    baudrate: int | None = None  # None: what the protocol's boards ship with
     boards: tuple[int, ...] = (0, 1)
     doors_per_board: int = Field(16, ge=1, le=64)
     polarity: Polarity = Polarity.CLOSED_IS_1
+    status_byte_order: StatusByteOrder = StatusByteOrder.FIRST_BYTE_FIRST
     pulse_ms: int = Field(500, ge=50, le=10000)
     reply_timeout: float = Field(0.3, gt=0)
     has_item_sensors: bool = True
@@ -92,6 +93,17 @@ class BankConfig(_Frozen):
                 if size not in SIZES:
                     raise ValueError(f"unknown door size {size!r}; use {', '.join(SIZES)}")
         return value
+
+    @field_validator("protocol")
+    @classmethod
+    def _protocol_known(cls, value: str) -> str:
+        if value not in BACKENDS:
+            raise ValueError(f"unknown lock protocol {value!r}; known: {', '.join(sorted(BACKENDS))}")
+        return value
+
+    @property
+    def line_speed(self) -> int:
+        return self.baudrate or DEFAULT_BAUDRATE.get(self.protocol, 9600)
 
     @model_validator(mode="after")
     def _consistent(self) -> BankConfig:
@@ -109,8 +121,8 @@ class BankConfig(_Frozen):
 
     def profile(self, url: str | None = None) -> BankProfile:
         return BankProfile(protocol=self.protocol, url=url or self.url or "", boards=self.boards,
-                           channels_per_board=self.doors_per_board, baudrate=self.baudrate,
-                           polarity=self.polarity, pulse_ms=self.pulse_ms, reply_timeout=self.reply_timeout,
+                           channels_per_board=self.doors_per_board, baudrate=self.line_speed,
+                           polarity=self.polarity, status_byte_order=self.status_byte_order, pulse_ms=self.pulse_ms, reply_timeout=self.reply_timeout,
                            has_item_sensors=self.has_item_sensors)
 
     def compartments(self) -> list[CompartmentSpec]:

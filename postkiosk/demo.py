@@ -73,7 +73,7 @@ class DemoStation:
             if bank.simulate:
                 self.sims[bank.name] = await run_lockboard_sim(
                     boards=bank.boards, doors_per_board=bank.doors_per_board, polarity=bank.polarity,
-                    baudrate=bank.baudrate)
+                    baudrate=bank.line_speed)
         return {name: sim.url for name, sim in self.sims.items()}
 
     async def close_simulators(self) -> None:
