@@ -27,9 +27,9 @@ from kiosk import i18n
 from kiosk.errors import SessionRequired, TerminalBusy, describe
 from kiosk.i18n import _
 from kiosk.sessions import Session, Sessions
-from kiosk.terminal import Terminal
+from kiosk.terminal import Screen, Terminal
 from lockers.custody import SIZES, Custody
-from lockers.errors import CustodyError
+from lockers.errors import CustodyError, StorageError
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "pk_session"
@@ -45,6 +45,7 @@ class Kiosk:
     sessions: Sessions
     station_name: str
     station_phone: str = ""
+    maintenance: str | None = None  # why the station refuses to serve (unsafe storage, ...)
 
 
 class RequireRole:
@@ -110,6 +111,18 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.middleware("http")
+    async def maintenance(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        path = request.url.path
+        if kiosk.maintenance is None or path.startswith(("/static/", "/healthz", "/lang/")):
+            return await call_next(request)
+        if path.startswith("/api/"):
+            status, body = describe(StorageError(kiosk.maintenance))
+            return JSONResponse(body, status_code=status)
+        response = page(request, "maintenance.html")
+        response.status_code = 503
+        return response
+
+    @app.middleware("http")
     async def language(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         token = i18n.set_language(request.cookies.get(LANG_COOKIE, i18n.DEFAULT))
         try:
@@ -132,7 +145,7 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
                                           fields=", ".join(fields))}, status_code=422)
 
     def page(request: Request, template: str, **context: Any) -> HTMLResponse:
-        screen = kiosk.terminal.screen
+        screen = kiosk.terminal.screen if kiosk.terminal else Screen()
         session = kiosk.sessions.get(request.cookies.get(SESSION_COOKIE))
         return templates.TemplateResponse(request, template, {
             "screen": screen, "station": kiosk.station_name, "station_phone": kiosk.station_phone,
@@ -186,6 +199,8 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
     async def healthz() -> JSONResponse:
         """200 once the database is open and every lock board has answered; 503 before that."""
         custody = kiosk.custody
+        if kiosk.maintenance is not None:
+            return JSONResponse({"status": "maintenance", "reason": kiosk.maintenance}, status_code=503)
         if custody is None:
             return JSONResponse({"status": "starting"}, status_code=503)
         boards = {f"{name}:{board}": custody.doors.failures.get((name, board), 0) == 0

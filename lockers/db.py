@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -106,6 +107,64 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER events_no_delete BEFORE DELETE ON events
         BEGIN SELECT RAISE(ABORT, 'the event journal is append-only'); END;
     """,
+    # 2: refusal at the locker, courier retrieval, QR pickup tokens, reminders, technician opens,
+    #    the station-wide log of failed pickup codes. SQLite cannot alter a CHECK constraint, so
+    #    parcels and door_intents are rebuilt (foreign keys are off while a migration runs).
+    """
+    CREATE TABLE parcels_v2 (
+        id              INTEGER PRIMARY KEY,
+        tracking_no     TEXT NOT NULL,
+        courier_id      INTEGER NOT NULL REFERENCES couriers(id),
+        phone_enc       BLOB NOT NULL,
+        phone_hmac      BLOB NOT NULL,
+        phone_masked    TEXT NOT NULL,
+        size            TEXT NOT NULL,
+        consent         TEXT NOT NULL CHECK (consent IN ('recipient_agreed', 'locker_is_address')),
+        compartment_id  INTEGER NOT NULL REFERENCES compartments(id),
+        state           TEXT NOT NULL CHECK (state IN ('depositing', 'stored', 'picking_up', 'refused',
+                                                       'retrieving', 'collected', 'cancelled', 'returned')),
+        code_hmac       BLOB,
+        token_hmac      BLOB,
+        refuse_reason   TEXT,
+        created_at      REAL NOT NULL,
+        stored_at       REAL,
+        free_until      REAL,
+        reminded_at     REAL,
+        ended_at        REAL
+    );
+    INSERT INTO parcels_v2 (id, tracking_no, courier_id, phone_enc, phone_hmac, phone_masked, size, consent,
+                            compartment_id, state, code_hmac, created_at, stored_at, free_until, ended_at)
+        SELECT id, tracking_no, courier_id, phone_enc, phone_hmac, phone_masked, size, consent,
+               compartment_id, state, code_hmac, created_at, stored_at, free_until, ended_at FROM parcels;
+    DROP TABLE parcels;
+    ALTER TABLE parcels_v2 RENAME TO parcels;
+    CREATE UNIQUE INDEX parcels_live_code ON parcels(code_hmac) WHERE state IN ('stored', 'picking_up');
+    CREATE UNIQUE INDEX parcels_live_token ON parcels(token_hmac) WHERE state IN ('stored', 'picking_up');
+    CREATE UNIQUE INDEX parcels_live_compartment ON parcels(compartment_id)
+        WHERE state IN ('depositing', 'stored', 'picking_up', 'refused', 'retrieving');
+    CREATE INDEX parcels_phone ON parcels(phone_hmac);
+    CREATE INDEX parcels_state ON parcels(state);
+    CREATE TABLE door_intents_v2 (
+        id              INTEGER PRIMARY KEY,
+        compartment_id  INTEGER NOT NULL REFERENCES compartments(id),
+        parcel_id       INTEGER REFERENCES parcels(id),
+        purpose         TEXT NOT NULL CHECK (purpose IN ('deposit', 'pickup', 'retrieve', 'technician')),
+        actor           TEXT NOT NULL DEFAULT 'system',
+        created_at      REAL NOT NULL,
+        outcome         TEXT CHECK (outcome IN ('opened', 'not_opened', 'unknown')),
+        resolved_at     REAL
+    );
+    INSERT INTO door_intents_v2 (id, compartment_id, parcel_id, purpose, created_at, outcome, resolved_at)
+        SELECT id, compartment_id, parcel_id, purpose, created_at, outcome, resolved_at FROM door_intents;
+    DROP TABLE door_intents;
+    ALTER TABLE door_intents_v2 RENAME TO door_intents;
+    CREATE INDEX door_intents_open ON door_intents(parcel_id) WHERE resolved_at IS NULL;
+    CREATE TABLE code_failures (
+        id  INTEGER PRIMARY KEY,
+        at  REAL NOT NULL
+    );
+    CREATE INDEX code_failures_at ON code_failures(at);
+    """,
 ]
 
 
@@ -127,9 +186,47 @@ def _check_settings(conn: sqlite3.Connection) -> None:
         raise StorageError("unsafe database settings: " + "; ".join(problems))
 
 
-def connect(path: Path) -> sqlite3.Connection:
+#: file systems that forget everything at reboot: custody must never live on them (T-A3)
+VOLATILE_FS = {"tmpfs", "ramfs", "overlay", "overlayfs", "squashfs", "devtmpfs", "aufs", "zram"}
+
+
+def check_location(path: Path, mounts: str | None = None) -> None:
+    """Refuse a database on a volatile, read-only or unwritable file system.
+
+    ``mounts`` is the text of ``/proc/mounts`` (read when None). The mount holding ``path`` is the
+    one with the longest mount point that is a parent of it. On Raspberry Pi OS with the overlay
+    root, a data partition can silently become read-only: this is where that is caught.
+    """
+    folder = path.resolve().parent
+    if mounts is None:
+        try:
+            mounts = Path("/proc/mounts").read_text()
+        except OSError:
+            mounts = ""
+    best: tuple[str, str, list[str]] | None = None
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) < 4:
+            continue
+        point = fields[1].replace("\\040", " ")
+        inside = folder == Path(point) or Path(point) in folder.parents
+        if inside and (best is None or len(point) >= len(best[0])):
+            best = (point, fields[2], fields[3].split(","))
+    if best is not None:
+        point, fstype, options = best
+        if fstype in VOLATILE_FS:
+            raise StorageError(f"the database folder is on {fstype} ({point}), which is lost at reboot; "
+                               "put it on the persistent data partition")
+        if "ro" in options:
+            raise StorageError(f"the database folder is on a read-only mount ({point})")
+    if folder.exists() and not os.access(folder, os.W_OK):
+        raise StorageError("the database folder is not writable")
+
+
+def connect(path: Path, *, mounts: str | None = None) -> sqlite3.Connection:
     """Open (creating if needed) the database, apply settings and migrations, check them."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    check_location(path, mounts)
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
@@ -149,18 +246,27 @@ def migrate(conn: sqlite3.Connection) -> int:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > len(MIGRATIONS):
         raise StorageError(f"database schema {version} is newer than this software ({len(MIGRATIONS)})")
-    for number in range(version, len(MIGRATIONS)):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in _statements(MIGRATIONS[number]):
-                conn.execute(statement)
-            if number == 0:
-                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            conn.execute(f"PRAGMA user_version = {number + 1}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+    # Table rebuilds need foreign keys off (the pragma is a no-op inside a transaction); every
+    # migration ends with a foreign_key_check, so nothing dangling is committed.
+    conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        for number in range(version, len(MIGRATIONS)):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _statements(MIGRATIONS[number]):
+                    conn.execute(statement)
+                if number == 0:
+                    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                dangling = conn.execute("PRAGMA foreign_key_check").fetchall()
+                if dangling:
+                    raise StorageError(f"migration {number + 1} would leave {len(dangling)} dangling references")
+                conn.execute(f"PRAGMA user_version = {number + 1}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+    finally:
+        conn.execute("PRAGMA foreign_keys = ON")
     return len(MIGRATIONS)
 
 
@@ -181,13 +287,14 @@ def _statements(script: str) -> list[str]:
 class Database:
     """The connection, used only from its own worker thread so the event loop never blocks on I/O."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, mounts: str | None = None) -> None:
         self.path = path
+        self._mounts = mounts  # a /proc/mounts text for tests; None reads the real one
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._conn: sqlite3.Connection | None = None
 
     async def open(self) -> None:
-        self._conn = await self._submit(lambda: connect(self.path))
+        self._conn = await self._submit(lambda: connect(self.path, mounts=self._mounts))
 
     async def close(self) -> None:
         if self._conn is not None:

@@ -16,6 +16,7 @@ from kiosk.terminal import Terminal
 from lockers.custody import Custody
 from lockers.db import Database
 from lockers.doors import DoorMonitor
+from lockers.errors import StorageError
 from lockers.keys import DeviceKeys
 from postkiosk.config import Config
 
@@ -52,9 +53,16 @@ class Station:
         return sms_gateway("log")
 
     async def start(self) -> None:
+        """Open the database first: if it is not safe to keep custody in, no lock is touched and
+        the kiosk shows a maintenance screen (T-A3)."""
+        try:
+            await self.db.open()
+        except StorageError as err:
+            log.error("refusing to serve: %s", err)
+            self.kiosk.maintenance = str(err)
+            return
         for bank in self.banks.values():
             await bank.open()
-        await self.db.open()
         keys = DeviceKeys.load_or_create(self.config.database.resolved_key_file)
         self.custody = Custody(db=self.db, keys=keys, layout=self.config.layout(),
                                doors=DoorMonitor(self.banks), sms=self.sms,
@@ -71,7 +79,7 @@ class Station:
             await self.custody.stop()
         await self.db.close()
         for bank in self.banks.values():
-            await bank.close()
+            await bank.close()  # closing a bank that was never opened does nothing
         if self.sms:
             await self.sms.close()
 

@@ -152,3 +152,15 @@ async def test_healthz_fails_while_a_board_does_not_answer(kiosk_station):
     s.wall.silent_boards.clear()
     await s.wait_for(lambda: s.custody.doors.failures.get(("A", 1), 0) == 0)
     assert (await s.client.get("/healthz")).status_code == 200
+
+
+async def test_maintenance_mode_serves_only_the_maintenance_screen(kiosk_station):
+    s, c = kiosk_station, kiosk_station.client
+    s.kiosk.maintenance = "the database folder is on tmpfs"
+    page = await c.get("/pickup")
+    assert page.status_code == 503 and 'data-testid="maintenance"' in page.text and "暂停服务" in page.text
+    api = await c.post("/api/pickups", json={"code": "12345678"})
+    assert api.status_code == 503 and api.json()["error"] == "storage"
+    health = await c.get("/healthz")
+    assert health.status_code == 503 and health.json()["status"] == "maintenance"
+    assert all(d.pulses == 0 for d in s.wall.doors.values())

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import httpx
+
+from lockers.db import Database
+from postkiosk.config import Config
+from postkiosk.service import Station
+from simulators.kerong_cu16 import run_lockboard_sim
+
+
+async def test_a_database_on_tmpfs_puts_the_station_in_maintenance_and_moves_no_lock(tmp_path):
+    sim = await run_lockboard_sim((0, 1), 16)
+    try:
+        config = Config(database={"path": tmp_path / "pk.sqlite3"})
+        station = Station(config, bank_urls={"A": sim.url})
+        app = station.app()
+        station.db = Database(config.database.path, mounts=f"tmpfs {tmp_path} tmpfs rw 0 0\n")
+        await station.start()
+        try:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://k") as c:
+                health = await c.get("/healthz")
+                assert health.status_code == 503 and "tmpfs" in health.json()["reason"]
+                assert (await c.get("/")).status_code == 503
+        finally:
+            await station.stop()
+        assert not sim.sim.requests  # not even a status poll went out
+    finally:
+        await sim.close()
