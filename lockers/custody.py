@@ -7,19 +7,25 @@ Rules this module keeps:
 * A door is "opened" only when the status poll shows it open; an unlock acknowledgement is never
   proof. Unlocks are never retried automatically.
 * A parcel is stored only when its door was seen open and then closed with the item sensor showing
-  the parcel (or, on boards without item sensors, closed). It is collected only when its door was
-  seen open and then closed with the item gone.
-* Pickup codes are 8 digits from ``secrets``, unique among live parcels, kept only as a keyed HMAC,
-  and die when the parcel is collected. Wrong codes are counted in the database, so a restart does
-  not reset the keypad pause.
+  the parcel (or, on boards without item sensors, closed). It is collected or returned only when its
+  door was seen open and then closed with the item gone.
+* Pickup codes are 8 digits from ``secrets``, QR tokens 128 bits; both unique among live parcels,
+  kept only as keyed HMACs, and dead once the parcel leaves the resident's hands. Failed codes are
+  logged in the database: a per-keypad pause after a streak, and a station-wide hourly budget, both
+  survive a restart.
 * Phone numbers are stored AES-GCM encrypted, looked up by keyed HMAC, and shown masked.
+* Deposits need the recipient's consent or the sender's choice of the locker as the address (R1).
+* After a pickup door opens, the resident may refuse the parcel and put it back (R5).
+* Storage is free for a stated period; a fee after it is shown before anything is charged (R8).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
+import math
 import secrets
 import sqlite3
 import time
@@ -32,28 +38,34 @@ from hal.lockbank import DoorState
 from hal.sms import SmsGateway, SmsMessage
 from lockers import accounts, journal
 from lockers.accounts import Courier
+from lockers.crash import crashpoint
 from lockers.db import Database
 from lockers.doors import DoorAddress, DoorChange, DoorMonitor
 from lockers.errors import (
     ConsentMissing,
     DoorUnavailable,
+    FeeDue,
     FlowConflict,
     InvalidInput,
     KeypadPaused,
     LoginFailed,
     NoCompartmentFree,
     NotAllowed,
+    UnknownToken,
     WrongCode,
 )
 from lockers.keys import DeviceKeys
-from lockers.notices import pickup_notice
+from lockers.notices import pickup_notice, reminder_notice
 from lockers.personal import mask_phone, mask_tracking, normalize_phone, normalize_tracking
 
 log = logging.getLogger(__name__)
 
 SIZES = ("S", "M", "L", "XL")
 CODE_DIGITS = 8
-LIVE_STATES = ("depositing", "stored", "picking_up")
+TOKEN_PREFIX = "PK1-"
+TOKEN_BYTES = 16  # 128 bits (T-D1 asks for at least 128)
+LIVE_STATES = ("depositing", "stored", "picking_up", "refused", "retrieving")
+REFUSE_REASONS = ("damaged", "late", "short", "wrong_item", "other")
 
 
 @dataclass(frozen=True)
@@ -73,20 +85,47 @@ class CompartmentSpec:
 
 @dataclass(frozen=True)
 class CustodySettings:
-    """Times are in seconds unless named otherwise."""
+    """Times are in seconds unless named otherwise; money in fen (0.01 yuan)."""
 
     station_name: str = "社区邮政服务点"
     station_address: str = ""
+    pickup_link: str = ""  # e.g. "https://post.example.cn/p/{token}"; empty: the token itself is sent
     free_storage_hours: float = 24.0
+    fee_per_day_fen: int = 0  # per started day after the free period; 0: storage is always free
+    fee_cap_fen: int = 300
+    reminder_before_hours: float = 4.0
+    return_after_hours: float = 72.0  # then the parcel shows in its courier's retrieval list
     deposit_open_timeout: float = 20.0
     deposit_close_timeout: float = 300.0
     pickup_open_timeout: float = 60.0
+    door_left_open_alarm: float = 60.0
+    door_left_open_repeat: float = 3600.0
     wrong_code_limit: int = 5
     wrong_code_pause: float = 30.0
+    station_failures_per_hour: int = 20
+    guessing_alarm_failures: int = 10
+    guessing_alarm_window: float = 600.0
     login_failure_limit: int = 10
     login_lock_seconds: float = 1800.0
     uncommanded_grace: float = 3.0
     notice_retry_delays: tuple[float, ...] = (2.0, 10.0, 60.0, 300.0)
+    housekeeping_interval: float = 60.0
+
+
+def guessing_risk(settings: CustodySettings, live_parcels: int, days: float = 7.0) -> float:
+    """Probability that someone guessing at the station-wide cap, all day every day, opens any
+    parcel within ``days`` (T-D1): 1 - (1 - live/10^digits)^(cap x hours)."""
+    p = live_parcels / 10 ** CODE_DIGITS
+    guesses = settings.station_failures_per_hour * 24 * days
+    return 1 - (1 - p) ** guesses
+
+
+def storage_fee(settings: CustodySettings, free_until: float | None, now: float) -> int:
+    """Fee in fen due at ``now``: nothing within the free period, then per started day, capped."""
+    if free_until is None or now <= free_until or settings.fee_per_day_fen <= 0:
+        return 0
+    days = math.ceil((now - free_until) / 86400)
+    return min(settings.fee_cap_fen, days * settings.fee_per_day_fen)
 
 
 @dataclass(frozen=True)
@@ -110,12 +149,14 @@ class DoorTicket:
 
 @dataclass
 class _Tracker:
-    kind: str  # "deposit" | "pickup"
-    parcel_id: int
+    kind: str  # deposit | pickup | retrieve | technician
+    parcel_id: int | None
     spec: CompartmentSpec
     open_deadline: float
     close_deadline: float | None
     seen_open: bool = False
+    refuse_reason: str | None = None
+    intent_id: int | None = None
 
 
 class Custody:
@@ -134,8 +175,10 @@ class Custody:
         self.settings = settings or CustodySettings()
         self._now = clock
         self._mono = monotonic
-        self._trackers: dict[int, _Tracker] = {}
+        self._trackers: dict[str, _Tracker] = {}  # by compartment label: one flow per door
         self._last_unlock: dict[DoorAddress, float] = {}
+        self._open_since: dict[str, float] = {}
+        self._alarmed_at: dict[str, float] = {}
         self._subscribers: set[asyncio.Queue[FlowEvent]] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._door_queue: asyncio.Queue[DoorChange] | None = None
@@ -156,6 +199,7 @@ class Custody:
         await self.doors.start()
         self._spawn(self._watch_doors(), "custody-doors")
         self._spawn(self._tick(), "custody-tick")
+        self._spawn(self._housekeeping(), "custody-housekeeping")
         self.ready = True
 
     async def stop(self) -> None:
@@ -227,33 +271,34 @@ class Custody:
     def _fits(self, spec: CompartmentSpec) -> bool:
         """A compartment may be assigned only when its door reads closed and no item is detected."""
         reading = self.doors.reading(spec.address)
-        return reading.door is DoorState.CLOSED and reading.item is not True
+        return reading.door is DoorState.CLOSED and reading.item is not True and spec.label not in self._trackers
 
     async def start_deposit(self, courier: Courier, *, tracking: str, phone: str, size: str,
-                            consent: bool) -> DoorTicket:
-        """Reserve the smallest free compartment that fits, commit, then open its door."""
+                            consent: bool, locker_is_address: bool = False) -> DoorTicket:
+        """Reserve the smallest free compartment that fits, commit, then open its door.
+
+        ``consent``: the recipient agreed to locker delivery; ``locker_is_address``: the sender
+        named this locker as the delivery address. One of the two is required (rules R1, R9).
+        """
         tracking = normalize_tracking(tracking)
         phone = normalize_phone(phone)
         if size not in SIZES:
             raise InvalidInput("size", f"size must be one of {', '.join(SIZES)}")
-        if not consent:
+        if not (consent or locker_is_address):
             raise ConsentMissing("the recipient has not agreed to locker delivery")
-        usable = [label for label, spec in self.layout.items() if self._fits(spec)]
+        basis = "recipient_agreed" if consent else "locker_is_address"
         now = self._now()
 
         def tx(conn: sqlite3.Connection) -> tuple[int, str, str]:
-            dup = conn.execute(
-                "SELECT 1 FROM parcels WHERE tracking_no = ? AND state IN (?, ?, ?)", (tracking, *LIVE_STATES)
-            ).fetchone()
+            dup = conn.execute(f"SELECT 1 FROM parcels WHERE tracking_no = ? AND state IN ({_marks(LIVE_STATES)})",
+                               (tracking, *LIVE_STATES)).fetchone()
             if dup:
                 raise InvalidInput("tracking", "this parcel is already in the locker")
-            marks = ",".join("?" * len(usable)) or "NULL"
+            usable = [label for label, spec in self.layout.items() if self._fits(spec)]
             row = conn.execute(
                 f"""SELECT id, label, size FROM compartments
-                    WHERE state = 'free' AND label IN ({marks})
-                      AND CASE size WHEN 'S' THEN 0 WHEN 'M' THEN 1 WHEN 'L' THEN 2 ELSE 3 END >= ?
-                    ORDER BY CASE size WHEN 'S' THEN 0 WHEN 'M' THEN 1 WHEN 'L' THEN 2 ELSE 3 END, label
-                    LIMIT 1""",
+                    WHERE state = 'free' AND label IN ({_marks(usable) or 'NULL'})
+                      AND {_SIZE_RANK} >= ? ORDER BY {_SIZE_RANK}, label LIMIT 1""",
                 (*usable, SIZES.index(size)),
             ).fetchone()
             if row is None:
@@ -261,29 +306,27 @@ class Custody:
             cur = conn.execute(
                 """INSERT INTO parcels (tracking_no, courier_id, phone_enc, phone_hmac, phone_masked, size,
                                         consent, compartment_id, state, created_at)
-                   VALUES (?, ?, ?, ?, ?, ?, 'recipient_agreed', ?, 'depositing', ?)""",
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'depositing', ?)""",
                 (tracking, courier.id, self.keys.encrypt("phone", phone), self.keys.mac("phone", phone),
-                 mask_phone(phone), size, row["id"], now),
+                 mask_phone(phone), size, basis, row["id"], now),
             )
             parcel_id = int(cur.lastrowid)
             conn.execute("UPDATE compartments SET state = 'reserved' WHERE id = ?", (row["id"],))
-            conn.execute(
-                "INSERT INTO door_intents (compartment_id, parcel_id, purpose, created_at) VALUES (?, ?, 'deposit', ?)",
-                (row["id"], parcel_id, now),
-            )
+            _intent(conn, row["id"], parcel_id, "deposit", f"courier:{courier.login}", now)
             journal.append(conn, at=now, kind="deposit_started", actor=f"courier:{courier.login}",
                            compartment=row["label"], parcel_id=parcel_id, tracking=tracking,
-                           phone=mask_phone(phone), size=size, consent="recipient_agreed")
+                           phone=mask_phone(phone), size=size, consent=basis)
             return parcel_id, row["label"], row["size"]
 
         async with self._lock:
             parcel_id, label, comp_size = await self.db.write(tx)
+            crashpoint("deposit.reserved")
             spec = self.layout[label]
             mono = self._mono()
-            self._trackers[parcel_id] = _Tracker(
-                "deposit", parcel_id, spec, open_deadline=mono + self.settings.deposit_open_timeout,
-                close_deadline=mono + self.settings.deposit_close_timeout)
-            await self._pulse(spec, parcel_id)
+            self._trackers[label] = _Tracker("deposit", parcel_id, spec,
+                                             open_deadline=mono + self.settings.deposit_open_timeout,
+                                             close_deadline=mono + self.settings.deposit_close_timeout)
+            await self._pulse(self._trackers[label])
         return DoorTicket(parcel_id, label, comp_size)
 
     async def cancel_deposit(self, courier: Courier, parcel_id: int) -> str:
@@ -297,186 +340,226 @@ class Custody:
                 raise NotAllowed("not your deposit")
             if row["state"] != "depositing":
                 raise FlowConflict(f"this deposit is already {row['state']}")
-            await self._end_deposit(parcel_id, "cancelled_by_courier", actor=f"courier:{courier.login}")
+            await self._end_deposit(row["label"], parcel_id, "cancelled_by_courier", actor=f"courier:{courier.login}")
             return row["label"]
 
-    async def _end_deposit(self, parcel_id: int, reason: str, *, actor: str = "system",
+    async def _end_deposit(self, label: str, parcel_id: int, reason: str, *, actor: str = "system",
                            compartment_state: str = "free") -> None:
-        tracker = self._trackers.pop(parcel_id, None)
+        tracker = self._trackers.pop(label, None)
         now = self._now()
 
-        def tx(conn: sqlite3.Connection) -> str:
-            row = conn.execute(
-                "SELECT p.compartment_id, c.label FROM parcels p JOIN compartments c ON c.id = p.compartment_id"
-                " WHERE p.id = ? AND p.state = 'depositing'", (parcel_id,)).fetchone()
+        def tx(conn: sqlite3.Connection) -> bool:
+            row = conn.execute("SELECT compartment_id FROM parcels WHERE id = ? AND state = 'depositing'",
+                               (parcel_id,)).fetchone()
             if row is None:
-                return ""
+                return False
             conn.execute("UPDATE parcels SET state = 'cancelled', ended_at = ? WHERE id = ?", (now, parcel_id))
             conn.execute("UPDATE compartments SET state = ? WHERE id = ?", (compartment_state, row["compartment_id"]))
-            conn.execute("UPDATE door_intents SET outcome = COALESCE(outcome, ?), resolved_at = ?"
-                         " WHERE parcel_id = ? AND resolved_at IS NULL",
-                         ("opened" if tracker and tracker.seen_open else "not_opened", now, parcel_id))
-            journal.append(conn, at=now, kind="deposit_cancelled", actor=actor, compartment=row["label"],
+            _resolve(conn, parcel_id, "opened" if tracker and tracker.seen_open else "not_opened", now)
+            journal.append(conn, at=now, kind="deposit_cancelled", actor=actor, compartment=label,
                            parcel_id=parcel_id, reason=reason)
-            return row["label"]
+            return True
 
-        label = await self.db.write(tx)
-        if label:
+        if await self.db.write(tx):
+            crashpoint("deposit.cancelled")
             self._emit(FlowEvent("deposit.cancelled", parcel_id, label, {"reason": reason}))
 
     async def _store(self, tracker: _Tracker) -> None:
         now = self._now()
         free_until = now + self.settings.free_storage_hours * 3600
 
-        def tx(conn: sqlite3.Connection) -> str:
-            code = self._new_code(conn)
+        def tx(conn: sqlite3.Connection) -> tuple[str, str]:
+            code, token = self._new_secrets(conn)
             conn.execute(
-                "UPDATE parcels SET state = 'stored', code_hmac = ?, stored_at = ?, free_until = ? WHERE id = ?",
-                (self.keys.mac("code", code), now, free_until, tracker.parcel_id))
+                "UPDATE parcels SET state = 'stored', code_hmac = ?, token_hmac = ?, stored_at = ?, free_until = ?"
+                " WHERE id = ?", (self.keys.mac("code", code), self.keys.mac("token", token), now, free_until,
+                                  tracker.parcel_id))
             conn.execute("UPDATE compartments SET state = 'occupied' WHERE label = ?", (tracker.spec.label,))
-            conn.execute("UPDATE door_intents SET resolved_at = ? WHERE parcel_id = ? AND resolved_at IS NULL",
-                         (now, tracker.parcel_id))
+            _resolve(conn, tracker.parcel_id, "opened", now)
             conn.execute("INSERT INTO notices (parcel_id, kind, status, created_at) VALUES (?, 'pickup', 'pending', ?)",
                          (tracker.parcel_id, now))
             journal.append(conn, at=now, kind="deposit_stored", actor="system", compartment=tracker.spec.label,
                            parcel_id=tracker.parcel_id, free_until=free_until)
-            return code
+            return code, token
 
-        code = await self.db.write(tx)
+        code, token = await self.db.write(tx)
+        crashpoint("deposit.stored")
         self._emit(FlowEvent("deposit.stored", tracker.parcel_id, tracker.spec.label))
-        self._spawn(self._send_notice(tracker.parcel_id, code), f"notice-{tracker.parcel_id}")
+        self._spawn(self._send_pickup_notice(tracker.parcel_id, code, token), f"notice-{tracker.parcel_id}")
 
-    def _new_code(self, conn: sqlite3.Connection) -> str:
+    def _new_secrets(self, conn: sqlite3.Connection) -> tuple[str, str]:
+        """A pickup code unique among live parcels, and a 128-bit QR token."""
         for _ in range(100):
             code = f"{secrets.randbelow(10 ** CODE_DIGITS):0{CODE_DIGITS}d}"
             taken = conn.execute("SELECT 1 FROM parcels WHERE code_hmac = ? AND state IN ('stored', 'picking_up')",
                                  (self.keys.mac("code", code),)).fetchone()
             if not taken:
-                return code
+                token = TOKEN_PREFIX + base64.b32encode(secrets.token_bytes(TOKEN_BYTES)).decode().rstrip("=")
+                return code, token
         raise RuntimeError("could not draw a unique pickup code")  # 100 collisions: impossible in practice
 
     # ------------------------------------------------------------------ notices
 
-    async def _send_notice(self, parcel_id: int, code: str) -> None:
-        row = await self.db.read(lambda c: c.execute(
+    async def _parcel_contact(self, parcel_id: int) -> sqlite3.Row:
+        return await self.db.read(lambda c: c.execute(
             "SELECT p.phone_enc, p.phone_masked, p.free_until, p.tracking_no, c.label FROM parcels p"
             " JOIN compartments c ON c.id = p.compartment_id WHERE p.id = ?", (parcel_id,)).fetchone())
-        phone = self.keys.decrypt("phone", row["phone_enc"])
-        text, params = pickup_notice(station=self.settings.station_name, address=self.settings.station_address,
-                                     compartment=row["label"], code=code, free_until=row["free_until"],
-                                     tracking=row["tracking_no"])
-        message = SmsMessage(phone=phone, phone_masked=row["phone_masked"], template="pickup_notice",
-                             text=text, params=params)
+
+    async def _send_pickup_notice(self, parcel_id: int, code: str, token: str) -> None:
+        row = await self._parcel_contact(parcel_id)
+        s = self.settings
+        link = s.pickup_link.format(token=token) if s.pickup_link else token
+        text, params = pickup_notice(station=s.station_name, address=s.station_address, compartment=row["label"],
+                                     code=code, free_until=row["free_until"], tracking=row["tracking_no"],
+                                     link=link, fee_per_day_fen=s.fee_per_day_fen, fee_cap_fen=s.fee_cap_fen)
+        message = SmsMessage(phone=self.keys.decrypt("phone", row["phone_enc"]), phone_masked=row["phone_masked"],
+                             template="pickup_notice", text=text, params=params)
+        await self._deliver(parcel_id, row["label"], "pickup", message)
+
+    async def _deliver(self, parcel_id: int, label: str, kind: str, message: SmsMessage) -> None:
+        """Hand a message to the gateway, retrying with the configured delays; the outcome is journaled."""
         delays = (0.0, *self.settings.notice_retry_delays)
         for attempt, delay in enumerate(delays, start=1):
             await asyncio.sleep(delay)
             try:
                 await self.sms.send(message)
             except HalError as err:
-                log.warning("pickup notice for parcel %d failed (attempt %d): %s", parcel_id, attempt, err)
+                log.warning("%s notice for parcel %d failed (attempt %d): %s", kind, parcel_id, attempt, err)
                 await self.db.write(lambda c: c.execute(
-                    "UPDATE notices SET attempts = attempts + 1 WHERE parcel_id = ? AND status = 'pending'",
-                    (parcel_id,)))
+                    "UPDATE notices SET attempts = attempts + 1 WHERE parcel_id = ? AND kind = ? AND status = 'pending'",
+                    (parcel_id, kind)))
                 continue
+            if kind == "pickup":
+                crashpoint("deposit.notice_accepted")
             now = self._now()
 
             def sent(conn: sqlite3.Connection) -> None:
                 conn.execute("UPDATE notices SET status = 'sent', sent_at = ?, attempts = attempts + 1"
-                             " WHERE parcel_id = ? AND status = 'pending'", (now, parcel_id))
-                journal.append(conn, at=now, kind="notice_sent", actor="system", compartment=row["label"],
-                               parcel_id=parcel_id, to=row["phone_masked"], attempts=attempt)
+                             " WHERE parcel_id = ? AND kind = ? AND status = 'pending'", (now, parcel_id, kind))
+                journal.append(conn, at=now, kind=f"{kind}_notice_sent", actor="system", compartment=label,
+                               parcel_id=parcel_id, to=message.phone_masked, attempts=attempt)
 
             await self.db.write(sent)
-            self._emit(FlowEvent("notice.sent", parcel_id, row["label"]))
+            self._emit(FlowEvent("notice.sent", parcel_id, label, {"kind": kind}))
             return
         now = self._now()
 
         def failed(conn: sqlite3.Connection) -> None:
-            conn.execute("UPDATE notices SET status = 'failed' WHERE parcel_id = ? AND status = 'pending'",
-                         (parcel_id,))
-            journal.append(conn, at=now, kind="notice_failed", actor="system", compartment=row["label"],
-                           parcel_id=parcel_id, to=row["phone_masked"])
+            conn.execute("UPDATE notices SET status = 'failed' WHERE parcel_id = ? AND kind = ? AND status = 'pending'",
+                         (parcel_id, kind))
+            journal.append(conn, at=now, kind=f"{kind}_notice_failed", actor="system", compartment=label,
+                           parcel_id=parcel_id, to=message.phone_masked)
 
         await self.db.write(failed)
-        self._emit(FlowEvent("notice.failed", parcel_id, row["label"]))
+        self._emit(FlowEvent("notice.failed", parcel_id, label, {"kind": kind}))
 
     async def resend_notice(self, courier: Courier, parcel_id: int) -> None:
-        """A courier re-sends the notice of their own stored parcel: a fresh code replaces the old one
-        (the old one is only known to the recipient, never to us)."""
+        """A courier re-sends the notice of their own stored parcel: a fresh code and token replace
+        the old ones (those are known only to the recipient, never to us)."""
         now = self._now()
 
-        def tx(conn: sqlite3.Connection) -> str:
+        def tx(conn: sqlite3.Connection) -> tuple[str, str]:
             row = conn.execute("SELECT courier_id, state FROM parcels WHERE id = ?", (parcel_id,)).fetchone()
             if row is None or row["courier_id"] != courier.id:
                 raise NotAllowed("not your parcel")
             if row["state"] != "stored":
                 raise FlowConflict(f"the parcel is {row['state']}")
-            code = self._reissue(conn, parcel_id, now, actor=f"courier:{courier.login}")
-            return code
+            return self._reissue(conn, parcel_id, now, actor=f"courier:{courier.login}")
 
-        code = await self.db.write(tx)
-        self._spawn(self._send_notice(parcel_id, code), f"notice-{parcel_id}")
+        code, token = await self.db.write(tx)
+        self._spawn(self._send_pickup_notice(parcel_id, code, token), f"notice-{parcel_id}")
 
-    def _reissue(self, conn: sqlite3.Connection, parcel_id: int, now: float, *, actor: str) -> str:
-        code = self._new_code(conn)
-        conn.execute("UPDATE parcels SET code_hmac = ? WHERE id = ?", (self.keys.mac("code", code), parcel_id))
-        conn.execute("UPDATE notices SET status = 'failed' WHERE parcel_id = ? AND status = 'pending'", (parcel_id,))
+    def _reissue(self, conn: sqlite3.Connection, parcel_id: int, now: float, *, actor: str) -> tuple[str, str]:
+        code, token = self._new_secrets(conn)
+        conn.execute("UPDATE parcels SET code_hmac = ?, token_hmac = ? WHERE id = ?",
+                     (self.keys.mac("code", code), self.keys.mac("token", token), parcel_id))
+        conn.execute("UPDATE notices SET status = 'failed' WHERE parcel_id = ? AND kind = 'pickup'"
+                     " AND status = 'pending'", (parcel_id,))
         conn.execute("INSERT INTO notices (parcel_id, kind, status, created_at) VALUES (?, 'pickup', 'pending', ?)",
                      (parcel_id, now))
         journal.append(conn, at=now, kind="code_reissued", actor=actor, parcel_id=parcel_id)
-        return code
+        return code, token
+
+    async def _send_reminders(self) -> None:
+        """A reminder before the free period ends (no code in it: we do not know the code)."""
+        now = self._now()
+        horizon = now + self.settings.reminder_before_hours * 3600
+        due = await self.db.read(lambda c: c.execute(
+            "SELECT id FROM parcels WHERE state = 'stored' AND reminded_at IS NULL AND free_until > ?"
+            " AND free_until <= ?", (now, horizon)).fetchall())
+        for (parcel_id,) in due:
+            await self.db.write(lambda c, pid=parcel_id: (
+                c.execute("UPDATE parcels SET reminded_at = ? WHERE id = ?", (now, pid)),
+                c.execute("INSERT INTO notices (parcel_id, kind, status, created_at) VALUES (?, 'reminder', 'pending', ?)",
+                          (pid, now))))
+            row = await self._parcel_contact(parcel_id)
+            s = self.settings
+            text, params = reminder_notice(station=s.station_name, compartment=row["label"],
+                                           free_until=row["free_until"], tracking=row["tracking_no"],
+                                           fee_per_day_fen=s.fee_per_day_fen)
+            message = SmsMessage(phone=self.keys.decrypt("phone", row["phone_enc"]),
+                                 phone_masked=row["phone_masked"], template="reminder", text=text, params=params)
+            self._spawn(self._deliver(parcel_id, row["label"], "reminder", message), f"reminder-{parcel_id}")
 
     # ------------------------------------------------------------------ pickup
 
     async def keypad_pause_left(self) -> float:
         """Seconds the keypad stays paused after too many wrong codes (0 if it is not)."""
-        row = await self.db.read(lambda c: c.execute(
-            "SELECT value FROM counters WHERE name = 'pickup.paused_until'").fetchone())
-        return max(0.0, (row[0] if row else 0.0) - self._now())
+        return await self.db.read(lambda c: self._pause_left(c, self._now()))
 
-    async def pickup(self, code: str) -> DoorTicket:
-        """Open the door of the parcel this code belongs to. Wrong codes are counted and persisted."""
+    def _pause_left(self, conn: sqlite3.Connection, now: float) -> float:
+        s = self.settings
+        row = conn.execute("SELECT value FROM counters WHERE name = 'pickup.paused_until'").fetchone()
+        streak_pause = (row[0] if row else 0.0) - now
+        window = conn.execute("SELECT COUNT(*), MIN(at) FROM code_failures WHERE at > ?", (now - 3600,)).fetchone()
+        budget_pause = (window[1] + 3600 - now) if window[0] >= s.station_failures_per_hour else 0.0
+        return max(0.0, streak_pause, budget_pause)
+
+    async def pickup(self, code: str | None = None, *, token: str | None = None) -> DoorTicket:
+        """Open the door of the parcel this code (typed) or token (scanned) belongs to.
+
+        Wrong codes are counted: a per-keypad pause after a streak, and a station-wide budget per
+        hour, both persisted. Tokens have 128 bits and are not rate-limited. A fee due after the
+        free period raises ``FeeDue`` before anything moves.
+        """
         s = self.settings
         now = self._now()
-        code = (code or "").strip()
-        code_mac = self.keys.mac("code", code) if code.isdigit() and len(code) == CODE_DIGITS else None
+        if token is not None:
+            token = token.strip().upper()
+            secret_col, secret_mac = "token_hmac", self.keys.mac("token", token)
+        else:
+            code = (code or "").strip()
+            ok = code.isdigit() and len(code) == CODE_DIGITS
+            secret_col, secret_mac = "code_hmac", (self.keys.mac("code", code) if ok else None)
 
         def tx(conn: sqlite3.Connection) -> tuple[str, Any]:
-            def counter(name: str) -> float:
-                row = conn.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
-                return row[0] if row else 0.0
-
-            def put(name: str, value: float) -> None:
-                conn.execute("INSERT INTO counters (name, value) VALUES (?, ?)"
-                             " ON CONFLICT(name) DO UPDATE SET value = excluded.value", (name, value))
-
-            paused_until = counter("pickup.paused_until")
-            if now < paused_until:
-                return "paused", paused_until - now
+            if token is None:
+                paused = self._pause_left(conn, now)
+                if paused > 0:
+                    return "paused", paused
             row = None
-            if code_mac is not None:
+            if secret_mac is not None:
                 row = conn.execute(
-                    "SELECT p.id, p.state, c.label, c.size FROM parcels p JOIN compartments c"
-                    " ON c.id = p.compartment_id WHERE p.code_hmac = ? AND p.state IN ('stored', 'picking_up')",
-                    (code_mac,)).fetchone()
+                    "SELECT p.id, p.state, p.free_until, c.label, c.size FROM parcels p JOIN compartments c"
+                    f" ON c.id = p.compartment_id WHERE p.{secret_col} = ? AND p.state IN ('stored', 'picking_up')",
+                    (secret_mac,)).fetchone()
             if row is None:
-                streak = int(counter("pickup.wrong_streak")) + 1
-                paused = streak >= s.wrong_code_limit
-                put("pickup.wrong_streak", 0 if paused else streak)
-                if paused:
-                    put("pickup.paused_until", now + s.wrong_code_pause)
-                journal.append(conn, at=now, kind="pickup_wrong_code", actor="resident", streak=streak,
-                               paused=paused)
-                return ("paused", s.wrong_code_pause) if paused else ("wrong", s.wrong_code_limit - streak)
-            put("pickup.wrong_streak", 0)
+                if token is not None:
+                    return "unknown_token", None
+                return self._count_failure(conn, now)
+            _put(conn, "pickup.wrong_streak", 0)
             if row["state"] == "picking_up":
                 return "busy", (row["id"], row["label"], row["size"])
+            fee = storage_fee(s, row["free_until"], now)
+            if fee > 0:
+                journal.append(conn, at=now, kind="fee_shown", actor="resident", compartment=row["label"],
+                               parcel_id=row["id"], fee_fen=fee)
+                return "fee", (fee, row["free_until"])
             conn.execute("UPDATE parcels SET state = 'picking_up' WHERE id = ?", (row["id"],))
-            conn.execute(
-                "INSERT INTO door_intents (compartment_id, parcel_id, purpose, created_at)"
-                " SELECT compartment_id, id, 'pickup', ? FROM parcels WHERE id = ?", (now, row["id"]))
+            cid = conn.execute("SELECT compartment_id FROM parcels WHERE id = ?", (row["id"],)).fetchone()[0]
+            _intent(conn, cid, row["id"], "pickup", "resident", now)
             journal.append(conn, at=now, kind="pickup_started", actor="resident", compartment=row["label"],
-                           parcel_id=row["id"])
+                           parcel_id=row["id"], by="token" if token else "code")
             return "open", (row["id"], row["label"], row["size"])
 
         async with self._lock:
@@ -485,22 +568,141 @@ class Custody:
                 raise KeypadPaused(value)
             if outcome == "wrong":
                 raise WrongCode(int(value))
+            if outcome == "alarm":
+                self._emit(FlowEvent("alarm.code_guessing", None, None, {"failures": value[1]}))
+                log.warning("ALARM: %d wrong pickup codes in %.0f s", value[1], s.guessing_alarm_window)
+                raise WrongCode(int(value[0]))
+            if outcome == "unknown_token":
+                raise UnknownToken("no parcel here for this QR code")
+            if outcome == "fee":
+                raise FeeDue(*value)
             parcel_id, label, size = value
             if outcome == "open":
+                crashpoint("pickup.intent")
                 spec = self.layout[label]
-                self._trackers[parcel_id] = _Tracker(
-                    "pickup", parcel_id, spec, open_deadline=self._mono() + s.pickup_open_timeout,
-                    close_deadline=None)
-                await self._pulse(spec, parcel_id)
+                self._trackers[label] = _Tracker("pickup", parcel_id, spec,
+                                                 open_deadline=self._mono() + s.pickup_open_timeout,
+                                                 close_deadline=None)
+                await self._pulse(self._trackers[label])
         return DoorTicket(parcel_id, label, size)
 
-    async def _pulse(self, spec: CompartmentSpec, parcel_id: int) -> None:
+    def _count_failure(self, conn: sqlite3.Connection, now: float) -> tuple[str, Any]:
+        """A wrong code: log it, pause the keypad after a streak, raise the guessing alarm."""
+        s = self.settings
+        row = conn.execute("SELECT value FROM counters WHERE name = 'pickup.wrong_streak'").fetchone()
+        streak = int(row[0] if row else 0) + 1
+        paused = streak >= s.wrong_code_limit
+        _put(conn, "pickup.wrong_streak", 0 if paused else streak)
+        if paused:
+            _put(conn, "pickup.paused_until", now + s.wrong_code_pause)
+        conn.execute("INSERT INTO code_failures (at) VALUES (?)", (now,))
+        conn.execute("DELETE FROM code_failures WHERE at < ?", (now - 86400,))
+        recent = conn.execute("SELECT COUNT(*) FROM code_failures WHERE at > ?",
+                              (now - s.guessing_alarm_window,)).fetchone()[0]
+        journal.append(conn, at=now, kind="pickup_wrong_code", actor="resident", streak=streak, paused=paused)
+        left = s.wrong_code_limit - streak
+        if recent == s.guessing_alarm_failures:
+            journal.append(conn, at=now, kind="alarm_code_guessing", actor="system", failures=recent,
+                           window_s=s.guessing_alarm_window)
+            if not paused:
+                return "alarm", (left, recent)
+        return ("paused", s.wrong_code_pause) if paused else ("wrong", left)
+
+    async def refuse(self, parcel_id: int, reason: str) -> str:
+        """The resident inspects the parcel at the open door and refuses it (rule R5): once they put
+        it back and close the door, it is flagged refused for its courier. Returns the label."""
+        if reason not in REFUSE_REASONS:
+            raise InvalidInput("reason", f"reason must be one of {', '.join(REFUSE_REASONS)}")
+        async with self._lock:
+            tracker = next((t for t in self._trackers.values()
+                            if t.kind == "pickup" and t.parcel_id == parcel_id), None)
+            if tracker is None or not tracker.seen_open:
+                raise FlowConflict("the door of this parcel is not open")
+            tracker.refuse_reason = reason
+            now = self._now()
+            await self.db.write(lambda c: journal.append(
+                c, at=now, kind="refusal_requested", actor="resident", compartment=tracker.spec.label,
+                parcel_id=parcel_id, reason=reason))
+            self._emit(FlowEvent("pickup.refusing", parcel_id, tracker.spec.label, {"reason": reason}))
+            return tracker.spec.label
+
+    # ------------------------------------------------------------------ courier retrieval
+
+    async def retrievals(self, courier: Courier) -> list[dict[str, Any]]:
+        """The courier's parcels to take back: refused ones, and those past the return deadline."""
+        limit = self._now() - self.settings.return_after_hours * 3600
+        rows = await self.db.read(lambda c: c.execute(
+            "SELECT p.id, p.tracking_no, p.state, p.refuse_reason, p.stored_at, c.label FROM parcels p"
+            " JOIN compartments c ON c.id = p.compartment_id WHERE p.courier_id = ?"
+            " AND (p.state = 'refused' OR (p.state = 'stored' AND p.stored_at < ?)) ORDER BY c.label",
+            (courier.id, limit)).fetchall())
+        return [{"parcel_id": r["id"], "compartment": r["label"], "tracking": r["tracking_no"],
+                 "reason": "refused" if r["state"] == "refused" else "expired",
+                 "refuse_reason": r["refuse_reason"], "stored_at": r["stored_at"]} for r in rows]
+
+    async def start_retrieval(self, courier: Courier, parcel_id: int) -> DoorTicket:
+        """Open the compartment of one of the courier's refused or expired parcels."""
+        listed = {r["parcel_id"]: r for r in await self.retrievals(courier)}
+        if parcel_id not in listed:
+            raise NotAllowed("not one of your parcels to take back")
+        now = self._now()
+
+        def tx(conn: sqlite3.Connection) -> tuple[str, str]:
+            row = conn.execute("SELECT p.state, p.compartment_id, c.label, c.size FROM parcels p JOIN compartments c"
+                               " ON c.id = p.compartment_id WHERE p.id = ?", (parcel_id,)).fetchone()
+            if row["state"] not in ("refused", "stored"):
+                raise FlowConflict(f"the parcel is {row['state']}")
+            conn.execute("UPDATE parcels SET state = 'retrieving' WHERE id = ?", (parcel_id,))
+            _intent(conn, row["compartment_id"], parcel_id, "retrieve", f"courier:{courier.login}", now)
+            journal.append(conn, at=now, kind="retrieval_started", actor=f"courier:{courier.login}",
+                           compartment=row["label"], parcel_id=parcel_id, reason=listed[parcel_id]["reason"])
+            return row["label"], row["size"]
+
+        async with self._lock:
+            label, size = await self.db.write(tx)
+            crashpoint("retrieve.intent")
+            self._trackers[label] = _Tracker("retrieve", parcel_id, self.layout[label],
+                                             open_deadline=self._mono() + self.settings.pickup_open_timeout,
+                                             close_deadline=None)
+            await self._pulse(self._trackers[label])
+        return DoorTicket(parcel_id, label, size)
+
+    # ------------------------------------------------------------------ technician
+
+    async def technician_open(self, actor: str, label: str, reason: str) -> None:
+        """Open one door for maintenance. Journaled with who and why; custody does not change, and
+        the open is not an alarm. (Opening every door at once lives only in the maintenance module.)"""
+        if label not in self.layout:
+            raise InvalidInput("compartment", f"no compartment {label}")
+        if not reason.strip():
+            raise InvalidInput("reason", "a technician open needs a reason")
+        if label in self._trackers:
+            raise FlowConflict(f"compartment {label} is in use")
+        now = self._now()
+
+        def tx(conn: sqlite3.Connection) -> int:
+            cid = conn.execute("SELECT id FROM compartments WHERE label = ?", (label,)).fetchone()[0]
+            intent = _intent(conn, cid, None, "technician", actor, now)
+            journal.append(conn, at=now, kind="technician_open", actor=actor, compartment=label, reason=reason)
+            return intent
+
+        async with self._lock:
+            intent_id = await self.db.write(tx)
+            crashpoint("technician.intent")
+            tracker = _Tracker("technician", None, self.layout[label], open_deadline=self._mono() + 30.0,
+                               close_deadline=None, intent_id=intent_id)
+            self._trackers[label] = tracker
+            await self._pulse(tracker)
+
+    # ------------------------------------------------------------------ doors
+
+    async def _pulse(self, tracker: _Tracker) -> None:
         """One unlock pulse after the intent is committed. A failure to send is an unknown outcome:
-        the tracker keeps watching the door and times out if it never opens."""
+        the flow ends and the door keeps being watched."""
+        spec = tracker.spec
         self._last_unlock[spec.address] = self._mono()
         # A door already reading open (a broken sensor, a door never shut) is still pulsed.
-        tracker = self._trackers.get(parcel_id)
-        if tracker is not None and self.doors.reading(spec.address).door is DoorState.OPEN:
+        if self.doors.reading(spec.address).door is DoorState.OPEN:
             tracker.seen_open = True
         try:
             await self.doors.unlock(spec.address)
@@ -508,47 +710,97 @@ class Custody:
             log.error("unlock of %s could not be sent: %s", spec.label, err)
             await self.db.write(lambda c: journal.append(
                 c, at=self._now(), kind="unlock_not_sent", actor="system", compartment=spec.label,
-                parcel_id=parcel_id, error=type(err).__name__))
-            if tracker is not None:
-                self._trackers.pop(parcel_id, None)
-                if tracker.kind == "deposit":
-                    await self._end_deposit(parcel_id, "lock_bus_error")
-                else:
-                    await self._pickup_back_to_stored(tracker, "lock_bus_error")
+                parcel_id=tracker.parcel_id, error=type(err).__name__))
+            await self._abandon(tracker, "lock_bus_error")
             raise DoorUnavailable(f"the lock of {spec.label} did not take the command") from err
+        crashpoint(f"{tracker.kind}.unlock_sent")
 
-    async def _collected(self, tracker: _Tracker) -> None:
+    async def _abandon(self, tracker: _Tracker, reason: str) -> None:
+        """A flow whose door never opened (or whose unlock never left): undo what it reserved."""
+        self._trackers.pop(tracker.spec.label, None)
+        if tracker.kind == "deposit":
+            state = "check_required" if reason == "door_not_opened" else "free"
+            await self._end_deposit(tracker.spec.label, tracker.parcel_id, reason, compartment_state=state)
+        elif tracker.kind in ("pickup", "retrieve"):
+            await self._back_to_waiting(tracker, reason)
+        else:
+            await self._resolve_technician(tracker, "not_opened")
+
+    async def _back_to_waiting(self, tracker: _Tracker, reason: str) -> None:
+        """The parcel waits again as before (stored, or refused), its code still valid."""
         now = self._now()
 
         def tx(conn: sqlite3.Connection) -> None:
-            conn.execute("UPDATE parcels SET state = 'collected', code_hmac = NULL, ended_at = ? WHERE id = ?",
-                         (now, tracker.parcel_id))
+            conn.execute("UPDATE parcels SET state = CASE WHEN refuse_reason IS NULL THEN 'stored' ELSE 'refused' END"
+                         " WHERE id = ? AND state IN ('picking_up', 'retrieving')", (tracker.parcel_id,))
+            _resolve(conn, tracker.parcel_id, "opened" if tracker.seen_open else "not_opened", now)
+            journal.append(conn, at=now, kind=f"{tracker.kind}_{reason}", actor="system",
+                           compartment=tracker.spec.label, parcel_id=tracker.parcel_id)
+
+        await self.db.write(tx)
+        self._emit(FlowEvent(f"{tracker.kind}.{reason}", tracker.parcel_id, tracker.spec.label))
+
+    async def _finish(self, tracker: _Tracker, item: bool | None) -> None:
+        """The door closed after having been seen open: decide what the closing meant."""
+        self._trackers.pop(tracker.spec.label, None)
+        if tracker.kind == "deposit":
+            if item is False:
+                await self._end_deposit(tracker.spec.label, tracker.parcel_id, "closed_empty")
+            else:
+                await self._store(tracker)
+        elif tracker.kind == "pickup":
+            if tracker.refuse_reason and item is not False:
+                await self._refused(tracker)
+            elif item is True:
+                await self._back_to_waiting(tracker, "not_taken")
+            else:
+                await self._leaves(tracker, "collected", "resident", "pickup.collected")
+        elif tracker.kind == "retrieve":
+            if item is True:
+                await self._back_to_waiting(tracker, "not_taken")
+            else:
+                await self._leaves(tracker, "returned", "courier", "retrieve.returned")
+        else:
+            await self._resolve_technician(tracker, "opened")
+
+    async def _leaves(self, tracker: _Tracker, state: str, actor: str, event: str) -> None:
+        """The parcel left the locker (collected by the resident, returned to the courier)."""
+        now = self._now()
+
+        def tx(conn: sqlite3.Connection) -> None:
+            conn.execute(f"UPDATE parcels SET state = '{state}', code_hmac = NULL, token_hmac = NULL, ended_at = ?"
+                         " WHERE id = ?", (now, tracker.parcel_id))
             conn.execute("UPDATE compartments SET state = 'free' WHERE label = ? AND state = 'occupied'",
                          (tracker.spec.label,))
-            conn.execute("UPDATE door_intents SET resolved_at = ? WHERE parcel_id = ? AND resolved_at IS NULL",
-                         (now, tracker.parcel_id))
-            journal.append(conn, at=now, kind="collected", actor="resident", compartment=tracker.spec.label,
+            _resolve(conn, tracker.parcel_id, "opened", now)
+            journal.append(conn, at=now, kind=state, actor=actor, compartment=tracker.spec.label,
                            parcel_id=tracker.parcel_id)
 
         await self.db.write(tx)
-        self._emit(FlowEvent("pickup.collected", tracker.parcel_id, tracker.spec.label))
+        crashpoint(event)
+        self._emit(FlowEvent(event, tracker.parcel_id, tracker.spec.label))
 
-    async def _pickup_back_to_stored(self, tracker: _Tracker, reason: str) -> None:
+    async def _refused(self, tracker: _Tracker) -> None:
         now = self._now()
 
         def tx(conn: sqlite3.Connection) -> None:
-            conn.execute("UPDATE parcels SET state = 'stored' WHERE id = ? AND state = 'picking_up'",
-                         (tracker.parcel_id,))
-            conn.execute("UPDATE door_intents SET outcome = COALESCE(outcome, ?), resolved_at = ?"
-                         " WHERE parcel_id = ? AND resolved_at IS NULL",
-                         ("opened" if tracker.seen_open else "not_opened", now, tracker.parcel_id))
-            journal.append(conn, at=now, kind=f"pickup_{reason}", actor="system", compartment=tracker.spec.label,
-                           parcel_id=tracker.parcel_id)
+            conn.execute("UPDATE parcels SET state = 'refused', refuse_reason = ?, code_hmac = NULL, token_hmac = NULL"
+                         " WHERE id = ?", (tracker.refuse_reason, tracker.parcel_id))
+            _resolve(conn, tracker.parcel_id, "opened", now)
+            journal.append(conn, at=now, kind="refused", actor="resident", compartment=tracker.spec.label,
+                           parcel_id=tracker.parcel_id, reason=tracker.refuse_reason)
 
         await self.db.write(tx)
-        self._emit(FlowEvent(f"pickup.{reason}", tracker.parcel_id, tracker.spec.label))
+        crashpoint("pickup.refused")
+        self._emit(FlowEvent("pickup.refused", tracker.parcel_id, tracker.spec.label,
+                             {"reason": tracker.refuse_reason}))
 
-    # ------------------------------------------------------------------ watching doors
+    async def _resolve_technician(self, tracker: _Tracker, outcome: str) -> None:
+        now = self._now()
+        await self.db.write(lambda c: c.execute(
+            "UPDATE door_intents SET outcome = COALESCE(outcome, ?), resolved_at = ? WHERE id = ?",
+            (outcome, now, tracker.intent_id)))
+        self._emit(FlowEvent(f"technician.{outcome}", None, tracker.spec.label))
 
     async def _watch_doors(self) -> None:
         assert self._door_queue is not None
@@ -561,10 +813,14 @@ class Custody:
         spec = self._by_address.get(change.address)
         if spec is None:
             return
-        self._emit(FlowEvent("door.changed", None, spec.label,
-                             {"door": change.after.door.value, "item": change.after.item}))
-        tracker = next((t for t in self._trackers.values() if t.spec.label == spec.label), None)
         after, before = change.after, change.before
+        if after.door is DoorState.OPEN:
+            self._open_since.setdefault(spec.label, self._mono())
+        else:
+            self._open_since.pop(spec.label, None)
+            self._alarmed_at.pop(spec.label, None)
+        self._emit(FlowEvent("door.changed", None, spec.label, {"door": after.door.value, "item": after.item}))
+        tracker = self._trackers.get(spec.label)
         if tracker is None:
             recent = self._mono() - self._last_unlock.get(change.address, -1e9) < self.settings.uncommanded_grace
             if before.door is DoorState.CLOSED and after.door is DoorState.OPEN and not recent:
@@ -573,24 +829,19 @@ class Custody:
         if after.door is DoorState.OPEN and not tracker.seen_open:
             tracker.seen_open = True
             now = self._now()
-            await self.db.write(lambda c: (
-                c.execute("UPDATE door_intents SET outcome = 'opened' WHERE parcel_id = ? AND resolved_at IS NULL",
-                          (tracker.parcel_id,)),
+
+            def opened(c: sqlite3.Connection) -> None:
+                c.execute("UPDATE door_intents SET outcome = 'opened' WHERE resolved_at IS NULL AND"
+                          " (id = ? OR (? IS NOT NULL AND parcel_id = ?))",
+                          (tracker.intent_id, tracker.parcel_id, tracker.parcel_id))
                 journal.append(c, at=now, kind="door_opened", actor="system", compartment=spec.label,
-                               parcel_id=tracker.parcel_id, purpose=tracker.kind)))
+                               parcel_id=tracker.parcel_id, purpose=tracker.kind)
+
+            await self.db.write(opened)
+            crashpoint(f"{tracker.kind}.door_open_recorded")
             self._emit(FlowEvent(f"{tracker.kind}.door_open", tracker.parcel_id, spec.label))
         elif after.door is DoorState.CLOSED and tracker.seen_open:
-            self._trackers.pop(tracker.parcel_id, None)
-            if tracker.kind == "deposit":
-                if after.item is False:
-                    await self._end_deposit(tracker.parcel_id, "closed_empty")
-                else:
-                    await self._store(tracker)
-            else:
-                if after.item is True:
-                    await self._pickup_back_to_stored(tracker, "not_taken")
-                else:
-                    await self._collected(tracker)
+            await self._finish(tracker, after.item)
 
     async def _uncommanded_open(self, spec: CompartmentSpec) -> None:
         now = self._now()
@@ -615,15 +866,32 @@ class Custody:
             async with self._lock:
                 for tracker in list(self._trackers.values()):
                     if not tracker.seen_open and mono > tracker.open_deadline:
-                        self._trackers.pop(tracker.parcel_id, None)
-                        if tracker.kind == "deposit":
-                            await self._end_deposit(tracker.parcel_id, "door_not_opened",
-                                                    compartment_state="check_required")
-                        else:
-                            await self._pickup_back_to_stored(tracker, "door_not_opened")
+                        await self._abandon(tracker, "door_not_opened")
                     elif tracker.close_deadline is not None and mono > tracker.close_deadline:
-                        self._trackers.pop(tracker.parcel_id, None)
-                        await self._end_deposit(tracker.parcel_id, "door_not_closed")
+                        await self._end_deposit(tracker.spec.label, tracker.parcel_id, "door_not_closed")
+                await self._door_left_open_alarms(mono)
+
+    async def _door_left_open_alarms(self, mono: float) -> None:
+        """A door open longer than the limit raises an alarm, repeated while it stays open (T-C3)."""
+        s = self.settings
+        for label, since in list(self._open_since.items()):
+            last = self._alarmed_at.get(label)
+            if mono - since < s.door_left_open_alarm or (last is not None and mono - last < s.door_left_open_repeat):
+                continue
+            self._alarmed_at[label] = mono
+            now = self._now()
+            await self.db.write(lambda c, lb=label, t=since: journal.append(
+                c, at=now, kind="alarm_door_left_open", actor="system", compartment=lb, open_s=round(mono - t)))
+            log.warning("ALARM: door %s open for %.0f s", label, mono - since)
+            self._emit(FlowEvent("alarm.door_left_open", None, label, {"seconds": round(mono - since)}))
+
+    async def _housekeeping(self) -> None:
+        while True:
+            try:
+                await self._send_reminders()
+            except Exception:  # a failed round is logged and tried again next time
+                log.exception("housekeeping round failed")
+            await asyncio.sleep(self.settings.housekeeping_interval)
 
     # ------------------------------------------------------------------ start-up reconciliation
 
@@ -631,8 +899,9 @@ class Custody:
         """Compare the database with what the doors say, after a restart or a power cut.
 
         Interrupted deposits are cancelled (their compartment needs a check unless it reads closed
-        and empty); interrupted pickups whose door is open are watched to the end, otherwise the
-        parcel waits again with its code still valid; notices that were never sent get a fresh code.
+        and empty); interrupted pickups and retrievals whose door is open are watched to the end,
+        otherwise the parcel waits again with its code still valid; notices that were never sent get
+        a fresh code. No lock is pulsed.
         """
         now = self._now()
         readings = {spec.label: self.doors.reading(spec.address) for spec in self.layout.values()}
@@ -640,8 +909,9 @@ class Custody:
 
         def tx(conn: sqlite3.Connection) -> list[int]:
             conn.execute("UPDATE door_intents SET outcome = 'unknown', resolved_at = ? WHERE resolved_at IS NULL"
-                         " AND outcome IS NULL AND parcel_id IN (SELECT id FROM parcels WHERE state = 'depositing')",
-                         (now,))
+                         " AND outcome IS NULL AND (parcel_id IS NULL OR parcel_id IN"
+                         " (SELECT id FROM parcels WHERE state = 'depositing'))", (now,))
+            conn.execute("UPDATE door_intents SET resolved_at = ? WHERE resolved_at IS NULL AND parcel_id IS NULL", (now,))
             for row in conn.execute("SELECT p.id, c.label, c.id AS cid FROM parcels p JOIN compartments c"
                                     " ON c.id = p.compartment_id WHERE p.state = 'depositing'").fetchall():
                 reading = readings.get(row["label"])
@@ -651,39 +921,43 @@ class Custody:
                              ("free" if clean else "check_required", row["cid"]))
                 journal.append(conn, at=now, kind="deposit_interrupted", actor="system", compartment=row["label"],
                                parcel_id=row["id"], door=reading.door.value if reading else "unknown")
-            for row in conn.execute("SELECT p.id, c.label FROM parcels p JOIN compartments c"
-                                    " ON c.id = p.compartment_id WHERE p.state = 'picking_up'").fetchall():
+            for row in conn.execute("SELECT p.id, p.state, c.label FROM parcels p JOIN compartments c"
+                                    " ON c.id = p.compartment_id WHERE p.state IN ('picking_up', 'retrieving')"
+                                    ).fetchall():
+                kind = "pickup" if row["state"] == "picking_up" else "retrieve"
                 reading = readings.get(row["label"])
                 spec = self.layout.get(row["label"])
                 if reading is not None and reading.door is DoorState.OPEN and spec is not None:
-                    resumed.append(_Tracker("pickup", row["id"], spec, open_deadline=0.0, close_deadline=None,
+                    resumed.append(_Tracker(kind, row["id"], spec, open_deadline=0.0, close_deadline=None,
                                             seen_open=True))
-                    journal.append(conn, at=now, kind="pickup_resumed", actor="system", compartment=row["label"],
+                    journal.append(conn, at=now, kind=f"{kind}_resumed", actor="system", compartment=row["label"],
                                    parcel_id=row["id"])
                 else:
-                    conn.execute("UPDATE parcels SET state = 'stored' WHERE id = ?", (row["id"],))
-                    conn.execute("UPDATE door_intents SET outcome = COALESCE(outcome, 'unknown'), resolved_at = ?"
-                                 " WHERE parcel_id = ? AND resolved_at IS NULL", (now, row["id"]))
-                    journal.append(conn, at=now, kind="pickup_interrupted", actor="system",
+                    conn.execute("UPDATE parcels SET state = CASE WHEN refuse_reason IS NULL THEN 'stored'"
+                                 " ELSE 'refused' END WHERE id = ?", (row["id"],))
+                    _resolve(conn, row["id"], "unknown", now)
+                    journal.append(conn, at=now, kind=f"{kind}_interrupted", actor="system",
                                    compartment=row["label"], parcel_id=row["id"])
             for row in conn.execute("SELECT p.id, c.label, c.id AS cid FROM parcels p JOIN compartments c"
-                                    " ON c.id = p.compartment_id WHERE p.state = 'stored'").fetchall():
+                                    " ON c.id = p.compartment_id WHERE p.state IN ('stored', 'refused')").fetchall():
                 reading = readings.get(row["label"])
                 if reading is not None and reading.door is DoorState.OPEN:
-                    conn.execute("UPDATE compartments SET state = 'check_required' WHERE id = ?", (row["cid"],))
+                    conn.execute("UPDATE compartments SET state = 'check_required' WHERE id = ? AND state = 'occupied'",
+                                 (row["cid"],))
                     journal.append(conn, at=now, kind="door_open_at_start", actor="system",
                                    compartment=row["label"], parcel_id=row["id"])
             pending = [r[0] for r in conn.execute(
                 "SELECT DISTINCT n.parcel_id FROM notices n JOIN parcels p ON p.id = n.parcel_id"
-                " WHERE n.status = 'pending' AND p.state = 'stored'")]
+                " WHERE n.status = 'pending' AND n.kind = 'pickup' AND p.state = 'stored'")]
+            conn.execute("UPDATE notices SET status = 'failed' WHERE status = 'pending' AND kind = 'reminder'")
             return pending
 
         pending = await self.db.write(tx)
         for tracker in resumed:
-            self._trackers[tracker.parcel_id] = tracker
+            self._trackers[tracker.spec.label] = tracker
         for parcel_id in pending:
-            code = await self.db.write(lambda c, pid=parcel_id: self._reissue(c, pid, now, actor="system"))
-            self._spawn(self._send_notice(parcel_id, code), f"notice-{parcel_id}")
+            code, token = await self.db.write(lambda c, pid=parcel_id: self._reissue(c, pid, now, actor="system"))
+            self._spawn(self._send_pickup_notice(parcel_id, code, token), f"notice-{parcel_id}")
 
     # ------------------------------------------------------------------ views
 
@@ -692,9 +966,9 @@ class Custody:
         them; phone numbers only masked."""
         rows = await self.db.read(lambda c: c.execute(
             "SELECT c.label, c.size, c.state, p.id AS parcel_id, p.state AS parcel_state, p.tracking_no,"
-            " p.courier_id, p.phone_masked, p.stored_at, p.free_until FROM compartments c"
-            " LEFT JOIN parcels p ON p.compartment_id = c.id AND p.state IN ('depositing', 'stored', 'picking_up')"
-            " ORDER BY c.label").fetchall())
+            " p.courier_id, p.phone_masked, p.stored_at, p.free_until, p.refuse_reason FROM compartments c"
+            f" LEFT JOIN parcels p ON p.compartment_id = c.id AND p.state IN ({_marks(LIVE_STATES)})"
+            " ORDER BY c.label", LIVE_STATES).fetchall())
         out = []
         for row in rows:
             spec = self.layout.get(row["label"])
@@ -711,6 +985,7 @@ class Custody:
                     "state": row["parcel_state"],
                     "tracking": row["tracking_no"] if own else mask_tracking(row["tracking_no"]),
                     "phone": row["phone_masked"] if own else None,
+                    "refuse_reason": row["refuse_reason"] if own else None,
                     "stored_at": row["stored_at"], "free_until": row["free_until"], "own": own,
                 }
             out.append(item)
@@ -724,3 +999,27 @@ class Custody:
     def door_of(self, label: str) -> str:
         spec = self.layout.get(label)
         return self.doors.reading(spec.address).door.value if spec else "unknown"
+
+
+_SIZE_RANK = "CASE size WHEN 'S' THEN 0 WHEN 'M' THEN 1 WHEN 'L' THEN 2 ELSE 3 END"
+
+
+def _marks(values: tuple[str, ...] | list[str]) -> str:
+    return ",".join("?" * len(values))
+
+
+def _put(conn: sqlite3.Connection, name: str, value: float) -> None:
+    conn.execute("INSERT INTO counters (name, value) VALUES (?, ?)"
+                 " ON CONFLICT(name) DO UPDATE SET value = excluded.value", (name, value))
+
+
+def _intent(conn: sqlite3.Connection, compartment_id: int, parcel_id: int | None, purpose: str, actor: str,
+            now: float) -> int:
+    cur = conn.execute("INSERT INTO door_intents (compartment_id, parcel_id, purpose, actor, created_at)"
+                       " VALUES (?, ?, ?, ?, ?)", (compartment_id, parcel_id, purpose, actor, now))
+    return int(cur.lastrowid)
+
+
+def _resolve(conn: sqlite3.Connection, parcel_id: int | None, outcome: str, now: float) -> None:
+    conn.execute("UPDATE door_intents SET outcome = COALESCE(outcome, ?), resolved_at = ?"
+                 " WHERE parcel_id = ? AND resolved_at IS NULL", (outcome, now, parcel_id))

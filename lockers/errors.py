@@ -87,3 +87,20 @@ class DoorUnavailable(CustodyError):
     """The lock bus did not accept the command; nothing was opened."""
 
     code = "door_unavailable"
+
+
+class UnknownToken(CustodyError):
+    """A scanned pickup token matches no parcel waiting here (tokens are 128-bit: not counted as guesses)."""
+
+    code = "unknown_token"
+
+
+class FeeDue(CustodyError):
+    """The free storage period is over and a fee is due before the door opens (rule R8)."""
+
+    code = "fee_due"
+
+    def __init__(self, fee_fen: int, free_until: float) -> None:
+        super().__init__(f"storage fee of {fee_fen} fen due")
+        self.fee_fen = fee_fen
+        self.free_until = free_until

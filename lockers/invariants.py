@@ -1,0 +1,66 @@
+"""The custody invariants that must hold after any crash, power cut or fault (T-A1, T-A5).
+
+``check(conn)`` looks only at the database; ``check_pulses`` adds what the wall saw: every physical
+unlock pulse must have had a door intent committed before it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+
+STATES = {"depositing", "stored", "picking_up", "refused", "retrieving", "collected", "cancelled", "returned"}
+LIVE = ("depositing", "stored", "picking_up", "refused", "retrieving")
+#: compartment state -> the live parcel states allowed in it
+FITS = {
+    "free": set(),
+    "reserved": {"depositing"},
+    "occupied": {"stored", "picking_up", "refused", "retrieving"},
+    "check_required": set(LIVE),
+    "disabled": set(LIVE),
+}
+
+
+def check(conn: sqlite3.Connection) -> list[str]:
+    """Every violated invariant, in words; an empty list when custody is sound."""
+    problems = []
+    integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
+    if integrity != "ok":
+        problems.append(f"integrity_check: {integrity}")
+    for pid, state in conn.execute("SELECT id, state FROM parcels"):
+        if state not in STATES:
+            problems.append(f"parcel {pid} in unknown state {state!r}")
+    marks = ",".join("?" * len(LIVE))
+    for cid, n in conn.execute(f"SELECT compartment_id, COUNT(*) FROM parcels WHERE state IN ({marks})"
+                               " GROUP BY compartment_id HAVING COUNT(*) > 1", LIVE):
+        problems.append(f"compartment {cid} holds {n} live parcels")
+    for column in ("code_hmac", "token_hmac"):
+        for _, n in conn.execute(f"SELECT {column}, COUNT(*) FROM parcels WHERE {column} IS NOT NULL"
+                                 " AND state IN ('stored', 'picking_up') GROUP BY 1 HAVING COUNT(*) > 1"):
+            problems.append(f"a live {column} maps to {n} parcels")
+    for pid, state in conn.execute("SELECT id, state FROM parcels WHERE state IN ('stored', 'picking_up')"
+                                   " AND code_hmac IS NULL"):
+        problems.append(f"parcel {pid} is {state} without a pickup code")
+    rows = conn.execute(f"SELECT c.label, c.state, p.id, p.state FROM compartments c LEFT JOIN parcels p"
+                        f" ON p.compartment_id = c.id AND p.state IN ({marks})", LIVE).fetchall()
+    for label, cstate, pid, pstate in rows:
+        allowed = FITS.get(cstate)
+        if allowed is None:
+            problems.append(f"compartment {label} in unknown state {cstate!r}")
+        elif pid is not None and pstate not in allowed:
+            problems.append(f"compartment {label} is {cstate} but holds parcel {pid} ({pstate})")
+        elif pid is None and cstate in ("reserved", "occupied"):
+            problems.append(f"compartment {label} is {cstate} with no live parcel")
+    dangling = conn.execute("PRAGMA foreign_key_check").fetchall()
+    if dangling:
+        problems.append(f"{len(dangling)} dangling references")
+    return problems
+
+
+def check_pulses(conn: sqlite3.Connection, pulses: dict[str, int]) -> list[str]:
+    """``pulses``: compartment label -> physical unlock pulses the wall counted. Each pulse needs a
+    committed door intent for that compartment (an intent is sent at most once)."""
+    intents = Counter(label for (label,) in conn.execute(
+        "SELECT c.label FROM door_intents i JOIN compartments c ON c.id = i.compartment_id"))
+    return [f"compartment {label}: {n} pulses but {intents[label]} intents"
+            for label, n in sorted(pulses.items()) if n > intents[label]]
