@@ -17,12 +17,29 @@ from simulators.fake_lockbank import FakeLockBank, FakeWall
 SIZES = ["S"] * 4 + ["M"] * 4 + ["L"] * 4 + ["XL"] * 2 + ["S", "M"]
 
 
+class WallClock:
+    """The station's wall clock for tests: real time plus whatever the test skipped ahead."""
+
+    def __init__(self) -> None:
+        import time
+
+        self._time = time.time
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return self._time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
 class Station:
     """A custody service over a fake wall, restartable on the same files."""
 
     def __init__(self, tmp: Path, settings: CustodySettings) -> None:
         self.tmp = tmp
         self.settings = settings
+        self.clock = WallClock()
         self.wall = FakeWall()
         self.profile = BankProfile(protocol="fake", url="fake://", boards=(0, 1), channels_per_board=16)
         self.layout = [CompartmentSpec(f"A{b * 16 + c + 1:02d}", "A", b, c, SIZES[c])
@@ -42,7 +59,7 @@ class Station:
         keys = DeviceKeys.load_or_create(self.tmp / "device.key")
         self.custody = Custody(db=self.db, keys=keys, layout=self.layout,
                                doors=DoorMonitor({"A": self._bank}, poll_interval=0.005),
-                               sms=self.sms, settings=self.settings)
+                               sms=self.sms, settings=self.settings, clock=self.clock)
         await self.custody.start()
         return self.custody
 
