@@ -28,8 +28,8 @@ from kiosk.errors import SessionRequired, TerminalBusy, describe
 from kiosk.i18n import _
 from kiosk.sessions import Session, Sessions
 from kiosk.terminal import Screen, Terminal
-from lockers.custody import SIZES, Custody
-from lockers.errors import CustodyError, StorageError
+from lockers.custody import REFUSE_REASONS, SIZES, Custody
+from lockers.errors import CustodyError, FlowConflict, StorageError
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "pk_session"
@@ -80,10 +80,16 @@ class DepositIn(BaseModel):
     phone: str = Field(max_length=32, description="recipient's mainland mobile number")
     size: str = Field(description="smallest compartment size that fits: " + ", ".join(SIZES))
     consent: bool = Field(description="the recipient agreed to locker delivery (rule R1)")
+    locker_is_address: bool = Field(False, description="the sender named this locker as the delivery address")
 
 
 class PickupIn(BaseModel):
-    code: str = Field(max_length=32, description="8-digit pickup code from the notice")
+    code: str | None = Field(None, max_length=32, description="8-digit pickup code from the notice")
+    token: str | None = Field(None, max_length=64, description="QR pickup token from the notice, as scanned")
+
+
+class RefuseIn(BaseModel):
+    reason: str = Field(description="why the parcel is refused: " + ", ".join(REFUSE_REASONS))
 
 
 def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None = None,
@@ -182,6 +188,15 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
             return RedirectResponse("/courier", status_code=303)
         return page(request, "deposit.html")
 
+    @app.get("/courier/retrieve", response_class=HTMLResponse, include_in_schema=False)
+    async def retrieve_page(request: Request) -> Response:
+        if kiosk.terminal.busy:
+            return RedirectResponse("/", status_code=303)
+        session = kiosk.sessions.get(request.cookies.get(SESSION_COOKIE))
+        if not session:
+            return RedirectResponse("/courier", status_code=303)
+        return page(request, "retrieve.html", parcels=await kiosk.custody.retrievals(session.courier))
+
     @app.get("/help", response_class=HTMLResponse, include_in_schema=False)
     async def help_page(request: Request) -> HTMLResponse:
         return page(request, "help.html")
@@ -238,7 +253,8 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
         if kiosk.terminal.busy:
             raise TerminalBusy()
         ticket = await kiosk.custody.start_deposit(session.courier, tracking=body.tracking, phone=body.phone,
-                                                   size=body.size, consent=body.consent)
+                                                   size=body.size, consent=body.consent,
+                                                   locker_is_address=body.locker_is_address)
         kiosk.terminal.door_flow("deposit", ticket)
         return {"parcel_id": ticket.parcel_id, "compartment": ticket.compartment, "size": ticket.size,
                 "state": "depositing"}
@@ -264,6 +280,27 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
                                        reason="cancelled_by_courier")
         return {"parcel_id": parcel_id, "state": "cancelled", "compartment": label}
 
+    @app.get("/api/retrievals", tags=["courier"])
+    async def retrievals(session: CourierSession) -> list[dict[str, Any]]:
+        """Your parcels to take back: refused by the recipient, or past the return deadline."""
+        return await kiosk.custody.retrievals(session.courier)
+
+    @app.post("/api/retrievals/{parcel_id}", tags=["courier"])
+    async def retrieve(parcel_id: int, session: CourierSession) -> dict[str, Any]:
+        """Open the compartment of one of your parcels to take back; it is returned to you when the
+        door closes with the compartment empty."""
+        if kiosk.terminal.busy:
+            raise TerminalBusy()
+        ticket = await kiosk.custody.start_retrieval(session.courier, parcel_id)
+        kiosk.terminal.door_flow("retrieve", ticket)
+        return {"parcel_id": parcel_id, "compartment": ticket.compartment, "state": "retrieving"}
+
+    @app.post("/api/parcels/{parcel_id}/notice", tags=["courier"])
+    async def resend_notice(parcel_id: int, session: CourierSession) -> dict[str, Any]:
+        """Send the pickup notice of your stored parcel again (with a fresh code)."""
+        await kiosk.custody.resend_notice(session.courier, parcel_id)
+        return {"parcel_id": parcel_id, "notice": "sending"}
+
     @app.get("/api/compartments", tags=["courier"])
     async def compartments(session: CourierSession) -> list[dict[str, Any]]:
         """Every compartment with its live door state; parcel details only for your own parcels."""
@@ -277,9 +314,22 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
         after 5 in a row the keypad pauses for 30 s (HTTP 429 with ``retry_after``)."""
         if kiosk.terminal.busy:
             raise TerminalBusy()
-        ticket = await kiosk.custody.pickup(body.code)
+        if body.token:
+            ticket = await kiosk.custody.pickup(token=body.token)
+        else:
+            ticket = await kiosk.custody.pickup(body.code or "")
         kiosk.terminal.door_flow("pickup", ticket)
         return {"compartment": ticket.compartment, "state": "door_opening"}
+
+    @app.post("/api/screen/refuse", tags=["resident"])
+    async def refuse(body: RefuseIn) -> dict[str, Any]:
+        """Refuse the parcel whose door is open on screen (inspect and refuse, rule R5). Put it back
+        and close the door: it goes back to its courier."""
+        screen = kiosk.terminal.screen
+        if screen.name != "door" or screen.flow != "pickup" or screen.parcel_id is None:
+            raise FlowConflict("no pickup door is open")
+        label = await kiosk.custody.refuse(screen.parcel_id, body.reason)
+        return {"compartment": label, "state": "refusing"}
 
     @app.get("/api/screen", tags=["resident"])
     async def screen() -> dict[str, Any]:

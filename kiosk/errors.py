@@ -24,6 +24,11 @@ class TerminalBusy(Exception):
     code = "terminal_busy"
 
 
+def money(fen: int) -> str:
+    """Always yuan with the yuan sign, whatever the language (Babel would write CN¥ in some)."""
+    return f"¥{fen // 100}.{fen % 100:02d}"
+
+
 def describe(err: Exception) -> tuple[int, dict[str, Any]]:
     """HTTP status and JSON body (``error``, ``message``, extra fields) for ``err``."""
     body: dict[str, Any] = {"error": getattr(err, "code", "error")}
@@ -48,6 +53,14 @@ def describe(err: Exception) -> tuple[int, dict[str, Any]]:
             }.get(err.field) or _("Something you entered is not right: %(what)s", what=str(err))
             if str(err) == "this parcel is already in the locker":
                 body["message"] = _("This parcel is already in the locker.")
+        case e.FeeDue():
+            status = 402
+            body["fee_fen"] = err.fee_fen
+            body["message"] = _("The free storage time is over. A storage fee of %(fee)s is due. "
+                                "Please pay at the counter; your code stays valid.", fee=money(err.fee_fen))
+        case e.UnknownToken():
+            status = 404
+            body["message"] = _("This QR code is not for a parcel in this locker, or it was already used.")
         case e.ConsentMissing():
             status = 422
             body["message"] = _("A parcel goes into the locker only if the recipient has agreed. "

@@ -22,13 +22,18 @@ RESULTS: dict[str, tuple[str, str]] = {
     "pickup.not_taken": ("not_taken", "warn"),
     "pickup.door_not_opened": ("door_not_opened", "error"),
     "pickup.lock_bus_error": ("door_not_opened", "error"),
+    "pickup.refused": ("refused", "ok"),
+    "retrieve.returned": ("returned", "ok"),
+    "retrieve.not_taken": ("retrieve_not_taken", "warn"),
+    "retrieve.door_not_opened": ("door_not_opened", "error"),
 }
 
 
 @dataclass(frozen=True)
 class Screen:
     name: str = "home"  # home | door | result
-    flow: str | None = None  # deposit | pickup
+    flow: str | None = None  # deposit | pickup | retrieve
+    refusing: bool = False  # the resident chose to refuse the parcel on screen
     compartment: str | None = None
     parcel_id: int | None = None
     door: str = "unknown"  # live door state of the compartment on screen
@@ -40,7 +45,8 @@ class Screen:
     def public(self) -> dict[str, Any]:
         """What any page may see (no personal data is ever part of a screen)."""
         return {"name": self.name, "flow": self.flow, "compartment": self.compartment, "door": self.door,
-                "result": self.result, "tone": self.tone, "detail": self.detail or {}, "version": self.version}
+                "result": self.result, "tone": self.tone, "detail": self.detail or {}, "version": self.version,
+                "refusing": self.refusing}
 
 
 class Terminal:
@@ -128,7 +134,9 @@ class Terminal:
             return
         if screen.name != "door" or event.parcel_id != screen.parcel_id:
             return
-        if event.kind.endswith(".door_open"):
+        if event.kind == "pickup.refusing":
+            self._show(replace(screen, refusing=True))
+        elif event.kind.endswith(".door_open"):
             self.screen = replace(screen, door="open")
             self._publish("screen", self.screen.public())
         elif event.kind in RESULTS:

@@ -72,6 +72,9 @@ function follow() {
 function updateDoor(compartment, state) {
   const el = document.getElementById("door-state");
   if (!el || el.dataset.compartment !== compartment) return;
+  const refuse = document.getElementById("refuse");
+  const reasons = document.getElementById("reasons");
+  if (refuse && reasons && reasons.hidden) refuse.hidden = state !== "open";
   el.className = "door-state " + state;
   // "closed" is shown as "checking" until the service has decided what the closing meant
   el.textContent = state === "open" ? el.dataset.open : el.dataset.unknown;
@@ -157,11 +160,19 @@ if (page === "deposit") {
     consent = !consent;
     consentBtn.setAttribute("aria-checked", String(consent));
   });
+  let lockerIsAddress = false;
+  const addressBtn = document.getElementById("locker-address");
+  addressBtn.addEventListener("click", () => {
+    lockerIsAddress = !lockerIsAddress;
+    addressBtn.setAttribute("aria-checked", String(lockerIsAddress));
+  });
   document.getElementById("deposit").addEventListener("click", async (event) => {
     const button = event.currentTarget;
     button.disabled = true;
     document.querySelectorAll(".message").forEach((m) => say(m, ""));
-    const r = await api("POST", "/api/deposits", { tracking: tracking.value, phone: phone.value, size: size || "", consent });
+    const r = await api("POST", "/api/deposits", {
+      tracking: tracking.value, phone: phone.value, size: size || "", consent, locker_is_address: lockerIsAddress,
+    });
     button.disabled = false;
     if (r.ok) { location.replace("/"); return; }
     if (r.status === 401) { location.replace("/courier"); return; }
@@ -177,6 +188,15 @@ if (page === "deposit") {
 }
 
 if (page === "door") {
+  const refuse = document.getElementById("refuse");
+  const reasons = document.getElementById("reasons");
+  if (refuse) refuse.addEventListener("click", () => { reasons.hidden = false; refuse.hidden = true; });
+  if (reasons) reasons.addEventListener("click", async (event) => {
+    const button = event.target.closest("[data-reason]");
+    if (!button) return;
+    const r = await api("POST", "/api/screen/refuse", { reason: button.dataset.reason });
+    if (!r.ok) say(document.getElementById("message"), r.data.message);
+  });
   const cancel = document.getElementById("cancel");
   if (cancel) cancel.addEventListener("click", async () => {
     cancel.disabled = true;
@@ -191,5 +211,16 @@ if (page === "result") {
     event.preventDefault();
     await api("POST", "/api/screen/dismiss");
     location.replace(href || "/");
+  }));
+}
+
+if (page === "retrieve") {
+  document.querySelectorAll("[data-retrieve]").forEach((b) => b.addEventListener("click", async () => {
+    b.disabled = true;
+    const r = await api("POST", `/api/retrievals/${b.dataset.retrieve}`);
+    if (r.ok) { location.replace("/"); return; }
+    if (r.status === 401) { location.replace("/courier"); return; }
+    b.disabled = false;
+    say(document.getElementById("message"), r.data.message);
   }));
 }

@@ -9,7 +9,8 @@ from kiosk.app import RequireRole
 
 PIN = "24681357"
 RESIDENT_ROUTES = {"/healthz", "/api/pickups", "/api/screen", "/api/screen/dismiss", "/api/events",
-                   "/api/courier/session:POST", "/", "/pickup", "/courier", "/courier/deposit", "/help",
+                   "/api/courier/session:POST", "/api/screen/refuse", "/", "/pickup", "/courier", "/courier/deposit",
+                   "/courier/retrieve", "/help",
                    "/lang/{locale}"}
 
 
@@ -164,3 +165,84 @@ async def test_maintenance_mode_serves_only_the_maintenance_screen(kiosk_station
     health = await c.get("/healthz")
     assert health.status_code == 503 and health.json()["status"] == "maintenance"
     assert all(d.pulses == 0 for d in s.wall.doors.values())
+
+
+async def stored_parcel(s, c, auth, **extra):
+    r = await c.post("/api/deposits", headers=auth, json={"tracking": "ZT7777777777", "phone": "13812345678",
+                                                          "size": "S", "consent": True, **extra})
+    assert r.status_code == 201, r.text
+    label = r.json()["compartment"]
+    spec = s.spec(label)
+    await s.wait_for(lambda: s.custody.door_of(label) == "open")
+    s.bank.put_parcel(spec.board, spec.channel)
+    s.bank.close_by_hand(spec.board, spec.channel)
+    await s.wait_for(lambda: len(s.sms.recent) >= 1)
+    await s.wait_for(lambda: s.kiosk.terminal.screen.name == "home")
+    text = s.sms.recent[-1]["text"]
+    return r.json()["parcel_id"], spec, re.search(r"取件码 (\d{8})", text).group(1), re.search(r"(PK1-\w+)", text).group(1)
+
+
+async def test_refuse_on_screen_then_courier_takes_it_back(kiosk_station):
+    s, c = kiosk_station, kiosk_station.client
+    auth = await login(s)
+    parcel_id, spec, code, _ = await stored_parcel(s, c, auth)
+    assert (await c.post("/api/screen/refuse", json={"reason": "damaged"})).status_code == 409  # no door open
+    await c.post("/api/pickups", json={"code": code})
+    await s.wait_for(lambda: s.kiosk.terminal.screen.door == "open")
+    r = await c.post("/api/screen/refuse", json={"reason": "broken-ish"})
+    assert r.status_code == 422
+    r = await c.post("/api/screen/refuse", json={"reason": "damaged"})
+    assert r.status_code == 200
+    assert s.kiosk.terminal.screen.refusing
+    assert "请把快递放回格口并关好柜门" in (await c.get("/")).text
+    s.bank.close_by_hand(spec.board, spec.channel)
+    await s.wait_for(lambda: s.kiosk.terminal.screen.result == "refused")
+    s.kiosk.terminal.dismiss()
+    listed = (await c.get("/api/retrievals", headers=auth)).json()
+    assert [(p["parcel_id"], p["reason"], p["refuse_reason"]) for p in listed] == [(parcel_id, "refused", "damaged")]
+    page = await c.get("/courier/retrieve", headers={"Cookie": f"pk_session={auth['Authorization'][7:]}"})
+    assert f'data-retrieve="{parcel_id}"' in page.text and "收件人拒收" in page.text
+    r = await c.post(f"/api/retrievals/{parcel_id}", headers=auth)
+    assert r.status_code == 200 and s.kiosk.terminal.screen.flow == "retrieve"
+    await s.wait_for(lambda: s.custody.door_of(spec.label) == "open")
+    s.bank.take_parcel(spec.board, spec.channel)
+    s.bank.close_by_hand(spec.board, spec.channel)
+    await s.wait_for(lambda: s.kiosk.terminal.screen.result == "returned")
+    assert (await c.get("/api/retrievals", headers=auth)).json() == []
+
+
+async def test_qr_token_pickup_and_unknown_token(kiosk_station):
+    s, c = kiosk_station, kiosk_station.client
+    auth = await login(s)
+    _, spec, _, token = await stored_parcel(s, c, auth, consent=False, locker_is_address=True)
+    r = await c.post("/api/pickups", json={"token": "PK1-AAAAAAAAAAAAAAAAAAAAAAAAAA"})
+    assert r.status_code == 404 and r.json()["error"] == "unknown_token"
+    r = await c.post("/api/pickups", json={"token": token.lower()})
+    assert r.status_code == 200 and r.json()["compartment"] == spec.label
+
+
+async def test_fee_due_is_shown_in_yuan_and_opens_nothing(kiosk_station):
+    import dataclasses
+
+    s, c = kiosk_station, kiosk_station.client
+    s.custody.settings = dataclasses.replace(s.custody.settings, fee_per_day_fen=50)
+    auth = await login(s)
+    _, spec, code, _ = await stored_parcel(s, c, auth)
+    s.clock.advance(26 * 3600)
+    for lang, words in (("zh_Hans_CN", "需支付保管费 ¥0.50"), ("en", "storage fee of ¥0.50")):
+        r = await c.post("/api/pickups", json={"code": code}, headers={"Cookie": f"pk_lang={lang}"})
+        assert r.status_code == 402 and r.json()["fee_fen"] == 50 and words in r.json()["message"]
+    assert s.bank.door(spec.board, spec.channel).pulses == 1  # only the deposit's
+
+
+async def test_courier_resends_a_notice_with_a_fresh_code(kiosk_station):
+    s, c = kiosk_station, kiosk_station.client
+    auth = await login(s)
+    parcel_id, _, old, _ = await stored_parcel(s, c, auth)
+    r = await c.post(f"/api/parcels/{parcel_id}/notice", headers=auth)
+    assert r.status_code == 200
+    await s.wait_for(lambda: len(s.sms.recent) == 2)
+    new = re.search(r"取件码 (\d{8})", s.sms.recent[-1]["text"]).group(1)
+    if new != old:
+        assert (await c.post("/api/pickups", json={"code": old})).status_code == 400
+    assert (await c.post("/api/pickups", json={"code": new})).status_code == 200
