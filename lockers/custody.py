@@ -862,14 +862,19 @@ class Custody:
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(0.25)
-            mono = self._mono()
-            async with self._lock:
-                for tracker in list(self._trackers.values()):
-                    if not tracker.seen_open and mono > tracker.open_deadline:
-                        await self._abandon(tracker, "door_not_opened")
-                    elif tracker.close_deadline is not None and mono > tracker.close_deadline:
-                        await self._end_deposit(tracker.spec.label, tracker.parcel_id, "door_not_closed")
-                await self._door_left_open_alarms(mono)
+            await self.check_deadlines()
+
+    async def check_deadlines(self) -> None:
+        """End flows whose door never opened or never closed in time; raise door-left-open alarms.
+        Runs four times a second; tests with a fake clock call it directly."""
+        mono = self._mono()
+        async with self._lock:
+            for tracker in list(self._trackers.values()):
+                if not tracker.seen_open and mono > tracker.open_deadline:
+                    await self._abandon(tracker, "door_not_opened")
+                elif tracker.close_deadline is not None and mono > tracker.close_deadline:
+                    await self._end_deposit(tracker.spec.label, tracker.parcel_id, "door_not_closed")
+            await self._door_left_open_alarms(mono)
 
     async def _door_left_open_alarms(self, mono: float) -> None:
         """A door open longer than the limit raises an alarm, repeated while it stays open (T-C3)."""
