@@ -913,10 +913,6 @@ class Custody:
         resumed: list[_Tracker] = []
 
         def tx(conn: sqlite3.Connection) -> list[int]:
-            conn.execute("UPDATE door_intents SET outcome = 'unknown', resolved_at = ? WHERE resolved_at IS NULL"
-                         " AND outcome IS NULL AND (parcel_id IS NULL OR parcel_id IN"
-                         " (SELECT id FROM parcels WHERE state = 'depositing'))", (now,))
-            conn.execute("UPDATE door_intents SET resolved_at = ? WHERE resolved_at IS NULL AND parcel_id IS NULL", (now,))
             for row in conn.execute("SELECT p.id, c.label, c.id AS cid FROM parcels p JOIN compartments c"
                                     " ON c.id = p.compartment_id WHERE p.state = 'depositing'").fetchall():
                 reading = readings.get(row["label"])
@@ -940,9 +936,12 @@ class Custody:
                 else:
                     conn.execute("UPDATE parcels SET state = CASE WHEN refuse_reason IS NULL THEN 'stored'"
                                  " ELSE 'refused' END WHERE id = ?", (row["id"],))
-                    _resolve(conn, row["id"], "unknown", now)
+                    if reading is None or reading.door is DoorState.UNKNOWN:  # cannot see the door: a check
+                        conn.execute("UPDATE compartments SET state = 'check_required' WHERE label = ?",
+                                     (row["label"],))
                     journal.append(conn, at=now, kind=f"{kind}_interrupted", actor="system",
-                                   compartment=row["label"], parcel_id=row["id"])
+                                   compartment=row["label"], parcel_id=row["id"],
+                                   door=reading.door.value if reading else "unknown")
             for row in conn.execute("SELECT p.id, c.label, c.id AS cid FROM parcels p JOIN compartments c"
                                     " ON c.id = p.compartment_id WHERE p.state IN ('stored', 'refused')").fetchall():
                 reading = readings.get(row["label"])
@@ -951,6 +950,11 @@ class Custody:
                                  (row["cid"],))
                     journal.append(conn, at=now, kind="door_open_at_start", actor="system",
                                    compartment=row["label"], parcel_id=row["id"])
+            # every intent not being watched to its end is resolved; what nobody saw is "unknown"
+            watched = [t.parcel_id for t in resumed]
+            conn.execute("UPDATE door_intents SET outcome = COALESCE(outcome, 'unknown'), resolved_at = ?"
+                         f" WHERE resolved_at IS NULL AND (parcel_id IS NULL OR parcel_id NOT IN ({_marks(watched)}))",
+                         (now, *watched))
             pending = [r[0] for r in conn.execute(
                 "SELECT DISTINCT n.parcel_id FROM notices n JOIN parcels p ON p.id = n.parcel_id"
                 " WHERE n.status = 'pending' AND n.kind = 'pickup' AND p.state = 'stored'")]
