@@ -253,3 +253,18 @@ async def test_invariants_hold_after_the_flows_and_catch_a_broken_row(station):
     assert await station.db.read(lambda c: invariants.check_pulses(c, {"A01": 1})) == []
     assert await station.db.read(lambda c: invariants.check_pulses(c, {"A01": 2})) == [
         "compartment A01: 2 pulses but 1 intents"]
+
+
+async def test_open_all_is_a_confirmed_technician_action_door_by_door(station):
+    from lockers.errors import InvalidInput
+    from lockers.maintenance import open_all
+
+    with pytest.raises(InvalidInput):
+        await open_all(station.custody, technician="wang", reason="cleaning", confirmation="yes")
+    assert all(d.pulses == 0 for d in station.wall.doors.values())
+    results = await open_all(station.custody, technician="wang", reason="cleaning", confirmation="OPEN ALL")
+    assert set(results.values()) == {"opened"} and len(results) == 32
+    assert all(d.pulses == 1 for d in station.wall.doors.values())
+    rows = await station.db.read(lambda c: c.execute(
+        "SELECT COUNT(*) FROM events WHERE kind = 'technician_open' AND actor = 'technician:wang'").fetchone()[0])
+    assert rows == 32
