@@ -73,7 +73,9 @@ BAUD_CODES: Mapping[int, int] = {9600: 0, 19200: 1, 57600: 2, 115200: 3}
 
 
 class DataPosition(enum.Enum):
-    """Where DATA sits: before SUM (builder code, the default) or after it (prose)."""
+    """Where DATA sits. After SUM is the default: the frames captured in the source project's reply
+    parser (``02 00 00 80 10 02 03 99 02 00``, SUM 0x99 covering header and DATA) put it there, as
+    its prose does; its builder code puts it before SUM. Calibrate with the acceptance test."""
 
     BEFORE_SUM = "before_sum"
     AFTER_SUM = "after_sum"
@@ -252,7 +254,7 @@ def status_reply(
 # -- encode / decode ----------------------------------------------------------------------------
 
 
-def encode(frame: Frame, *, data_position: DataPosition = DataPosition.BEFORE_SUM) -> bytes:
+def encode(frame: Frame, *, data_position: DataPosition = DataPosition.AFTER_SUM) -> bytes:
     """The exact bytes of ``frame`` on the wire, checksum included."""
     if not isinstance(frame, (Request, Reply)):
         raise TypeError(f"cannot encode {frame!r}")
@@ -310,7 +312,7 @@ def _decode(
 
 
 def decode_request(
-    buf: bytes | bytearray, *, data_position: DataPosition = DataPosition.BEFORE_SUM
+    buf: bytes | bytearray, *, data_position: DataPosition = DataPosition.AFTER_SUM
 ) -> tuple[int, Request | None]:
     """Board-side decoder: find the next request (ASK 0x00) in ``buf``. Never raises."""
     consumed, parts = _decode(buf, True, data_position)
@@ -321,7 +323,7 @@ def decode_request(
 
 
 def decode_reply(
-    buf: bytes | bytearray, *, data_position: DataPosition = DataPosition.BEFORE_SUM
+    buf: bytes | bytearray, *, data_position: DataPosition = DataPosition.AFTER_SUM
 ) -> tuple[int, Reply | None]:
     """Host-side decoder: find the next reply (ASK 0x10-0x14) in ``buf``. Never raises."""
     consumed, parts = _decode(buf, False, data_position)
@@ -335,7 +337,7 @@ def decode(
     buf: bytes | bytearray,
     direction: str = "reply",
     *,
-    data_position: DataPosition = DataPosition.BEFORE_SUM,
+    data_position: DataPosition = DataPosition.AFTER_SUM,
 ) -> tuple[int, Frame | None]:
     """``decode_reply`` (``direction="reply"``, host side) or ``decode_request`` (``"request"``)."""
     if direction == "reply":

@@ -23,7 +23,7 @@ from firmware_bridge.bus import Bus, BusStats, Decoder
 from firmware_bridge.errors import LinkError, LinkOpenError, LinkTimeout
 from firmware_bridge.link import SerialLink
 from hal.errors import DeviceIOError, DeviceOpenError, DeviceTimeout
-from hal.lockbank import BankProfile, DoorState, LockBank, Polarity, StatusByteOrder
+from hal.lockbank import BankProfile, DoorState, LockBank, Polarity, StatusByteOrder, UnlockReply
 
 log = logging.getLogger(__name__)
 
@@ -107,18 +107,20 @@ class BusLockBank(LockBank):
         except LinkError as err:
             raise DeviceIOError(f"{self.MODEL} board {board} on {self.profile.url}: {err}") from err
 
-    def _record_unlock(self, board: int, channel: int, ack: Any | None, ok: bool) -> None:
+    def _record_unlock(self, board: int, channel: int, ack: Any | None, ok: bool) -> UnlockReply:
         """Log and count what the board said to an unlock. Never proof that the door opened."""
         if ack is None:
             self.outcomes[UNLOCK_UNANSWERED] += 1
             log.warning("%s board %d channel %d: no acknowledgement; outcome unknown, not resent",
                         self.MODEL, board, channel)
-        elif ok:
+            return UnlockReply.UNANSWERED
+        if ok:
             self.outcomes[UNLOCK_ACKNOWLEDGED] += 1
             log.info("%s board %d acknowledged unlock of channel %d: %r", self.MODEL, board, channel, ack)
-        else:
-            self.outcomes[UNLOCK_REFUSED] += 1
-            log.warning("%s board %d refused unlock of channel %d: %r", self.MODEL, board, channel, ack)
+            return UnlockReply.ACKNOWLEDGED
+        self.outcomes[UNLOCK_REFUSED] += 1
+        log.warning("%s board %d refused unlock of channel %d: %r", self.MODEL, board, channel, ack)
+        return UnlockReply.REFUSED
 
     def _doors(self, bits: Sequence[bool]) -> tuple[DoorState, ...]:
         """Door states of channels ``0..channels_per_board-1`` from raw status bits."""

@@ -47,6 +47,14 @@ class StatusByteOrder(enum.Enum):
     LAST_BYTE_FIRST = "last_byte_first"  # channels 1-8 in the last status byte
 
 
+class UnlockReply(enum.Enum):
+    """What a board said to an unlock. Never proof that the door opened: that comes from status."""
+
+    ACKNOWLEDGED = "acknowledged"  # the board confirmed it took the command
+    REFUSED = "refused"  # the board answered that it did not pulse (an error code or exception)
+    UNANSWERED = "unanswered"  # no reply (some boards never reply): the outcome is unknown
+
+
 @dataclass(frozen=True)
 class BankProfile:
     """Everything a backend needs to drive one bus.
@@ -119,15 +127,16 @@ class LockBank(abc.ABC):
         if channel is not None and not 0 <= channel < self.profile.channels_per_board:
             raise ValueError(f"channel {channel} out of range 0..{self.profile.channels_per_board - 1}")
 
-    async def unlock(self, board: int, channel: int) -> None:
+    async def unlock(self, board: int, channel: int) -> UnlockReply:
         """Send one unlock pulse to ``channel`` of ``board``. Never retried.
 
-        Raises ``DeviceIOError`` (or ``DeviceTimeout``) when the command could not be put on the
-        wire; the caller then treats the outcome as unknown and polls the door.
+        Returns what the board answered (a board's "no" is a value, not an error). Raises
+        ``DeviceIOError`` (or ``DeviceTimeout``) when the command could not be put on the wire;
+        the caller then treats the outcome as unknown and polls the door.
         """
         self._check(board, channel)
         log.info("unlock board=%d channel=%d", board, channel)
-        await self._unlock(board, channel)
+        return await self._unlock(board, channel)
 
     async def read_status(self, board: int) -> BoardStatus:
         """Read door and item sensors of one board. Raises ``DeviceTimeout`` if it never answers."""
@@ -145,7 +154,7 @@ class LockBank(abc.ABC):
     async def _close(self) -> None: ...
 
     @abc.abstractmethod
-    async def _unlock(self, board: int, channel: int) -> None: ...
+    async def _unlock(self, board: int, channel: int) -> UnlockReply: ...
 
     @abc.abstractmethod
     async def _read_status(self, board: int) -> BoardStatus: ...

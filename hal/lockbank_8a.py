@@ -22,7 +22,7 @@ import logging
 
 from firmware_bridge import generic_8a as g8a
 from hal._busbank import BusLockBank
-from hal.lockbank import BankProfile, BoardStatus
+from hal.lockbank import BankProfile, BoardStatus, UnlockReply
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class Generic8ABank(BusLockBank):
         super().__init__(profile, unlock_settle=unlock_settle)
         self._decode = functools.partial(g8a.decode_reply, status_bytes=self.status_bytes)
 
-    async def _unlock(self, board: int, channel: int) -> None:
+    async def _unlock(self, board: int, channel: int) -> UnlockReply:
         request = g8a.open_request(board, channel)
         frames = await self._send_once(
             g8a.encode(request), self._decode, f"open {self.MODEL} board {board} channel {channel}"
@@ -54,7 +54,7 @@ class Generic8ABank(BusLockBank):
             (f for f in frames if isinstance(f, g8a.OpenReply) and f.board == board and f.lock == request.lock),
             None,
         )
-        self._record_unlock(board, channel, ack, ok=True)  # ST is not documented: logged raw
+        return self._record_unlock(board, channel, ack, ok=True)  # ST is not documented: logged raw
 
     async def _read_status(self, board: int) -> BoardStatus:
         def from_this_board(frame: object) -> bool:

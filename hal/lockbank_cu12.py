@@ -23,7 +23,7 @@ import logging
 
 from firmware_bridge import kerong_cu12 as cu12
 from hal._busbank import STATUS_REFUSED, BusLockBank
-from hal.lockbank import BankProfile, BoardStatus
+from hal.lockbank import BankProfile, BoardStatus, UnlockReply
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class KerongCU12Bank(BusLockBank):
         profile: BankProfile,
         *,
         unlock_settle: float = 0.1,
-        data_position: cu12.DataPosition = cu12.DataPosition.BEFORE_SUM,
+        data_position: cu12.DataPosition = cu12.DataPosition.AFTER_SUM,
     ) -> None:
         if not 1 <= profile.channels_per_board <= cu12.LOCKS_PER_BOARD:
             raise ValueError(f"a CU12 has 1..12 channels, not {profile.channels_per_board}")
@@ -56,7 +56,7 @@ class KerongCU12Bank(BusLockBank):
     def _encode(self, request: cu12.Request) -> bytes:
         return cu12.encode(request, data_position=self.data_position)
 
-    async def _unlock(self, board: int, channel: int) -> None:
+    async def _unlock(self, board: int, channel: int) -> UnlockReply:
         frames = await self._send_once(
             self._encode(cu12.unlock_request(board, channel)),
             self._decode,
@@ -70,7 +70,7 @@ class KerongCU12Bank(BusLockBank):
             ),
             None,
         )
-        self._record_unlock(board, channel, ack, ack is not None and ack.ok)
+        return self._record_unlock(board, channel, ack, ack is not None and ack.ok)
 
     async def _read_status(self, board: int) -> BoardStatus:
         def from_this_board(frame: object) -> bool:

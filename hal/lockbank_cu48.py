@@ -15,7 +15,7 @@ import logging
 
 from firmware_bridge import cu48
 from hal._busbank import STATUS_REFUSED, BusLockBank
-from hal.lockbank import BankProfile, BoardStatus
+from hal.lockbank import BankProfile, BoardStatus, UnlockReply
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +36,14 @@ class CU48Bank(BusLockBank):
                 raise ValueError(f"CU48 board addresses are one byte (0..255), not {board}")
         super().__init__(profile, unlock_settle=unlock_settle)
 
-    async def _unlock(self, board: int, channel: int) -> None:
+    async def _unlock(self, board: int, channel: int) -> UnlockReply:
         frames = await self._send_once(
             cu48.encode(cu48.open_request(board, channel)),
             cu48.decode_reply,
             f"open {self.MODEL} board {board} lock {channel}",
         )
         ack = next((f for f in frames if f.board == board and not f.has_status and f.lock == channel), None)
-        self._record_unlock(board, channel, ack, ack is not None and ack.ok)
+        return self._record_unlock(board, channel, ack, ack is not None and ack.ok)
 
     async def _read_status(self, board: int) -> BoardStatus:
         def from_this_board(frame: object) -> bool:

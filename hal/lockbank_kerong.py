@@ -15,7 +15,7 @@ from firmware_bridge.bus import Bus, BusStats
 from firmware_bridge.errors import LinkError, LinkOpenError, LinkTimeout
 from firmware_bridge.link import SerialLink
 from hal.errors import DeviceIOError, DeviceOpenError, DeviceTimeout
-from hal.lockbank import BankProfile, BoardStatus, DoorState, LockBank, Polarity
+from hal.lockbank import BankProfile, BoardStatus, DoorState, LockBank, Polarity, UnlockReply
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class KerongCU16Bank(LockBank):
             raise DeviceIOError("KR-CU16 bus is not open")
         return self._bus
 
-    async def _unlock(self, board: int, channel: int) -> None:
+    async def _unlock(self, board: int, channel: int) -> UnlockReply:
         bus = self._require_bus()
         request = cu16.encode(cu16.unlock_request(board, channel))
         try:
@@ -72,8 +72,10 @@ class KerongCU16Bank(LockBank):
             raise DeviceTimeout(f"unlock board {board} channel {channel}: outcome unknown: {err}") from err
         except LinkError as err:
             raise DeviceIOError(f"unlock board {board} channel {channel}: outcome unknown: {err}") from err
-        if frames:
+        if frames:  # whether a KR-CU16 answers an unlock at all is not established (spec §1.1)
             log.info("board %d answered unlock of channel %d with %r", board, channel, frames)
+            return UnlockReply.ACKNOWLEDGED
+        return UnlockReply.UNANSWERED
 
     async def _read_status(self, board: int) -> BoardStatus:
         bus = self._require_bus()

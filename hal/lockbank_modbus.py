@@ -69,7 +69,7 @@ from pymodbus.pdu.bit_message import ReadDiscreteInputsResponse
 
 from firmware_bridge.bus import silent_gap
 from hal.errors import DeviceIOError, DeviceOpenError, DeviceTimeout
-from hal.lockbank import BankProfile, BoardStatus, DoorState, LockBank, Polarity
+from hal.lockbank import BankProfile, BoardStatus, DoorState, LockBank, Polarity, UnlockReply
 
 log = logging.getLogger(__name__)
 
@@ -284,7 +284,7 @@ class ModbusRelayBank(LockBank):
 
     # -- LockBank hooks --------------------------------------------------------------------------
 
-    async def _unlock(self, board: int, channel: int) -> None:
+    async def _unlock(self, board: int, channel: int) -> UnlockReply:
         if board in self._relays_unknown:
             await self._all_relays_off(board)
         request = flash_on_request(board, channel, self.profile.pulse_ms)
@@ -292,13 +292,15 @@ class ModbusRelayBank(LockBank):
             reply = await self._exchange(lambda c: c.execute(False, request))
         except DeviceTimeout as err:
             log.warning("unlock board %d channel %d: no echo, outcome unknown: %s", board, channel, err)
-            return
-        if reply.isError():
-            raise DeviceIOError(
-                f"unlock board {board} channel {channel} refused: board answered {_exception_text(reply)}"
-            )
+            return UnlockReply.UNANSWERED
+        if reply.isError():  # the board says it did not pulse: a returned "no", not a link failure
+            log.warning("unlock board %d channel %d refused: board answered %s", board, channel,
+                        _exception_text(reply))
+            return UnlockReply.REFUSED
         if not (isinstance(reply, RawCoilWrite) and (reply.address, reply.value) == (request.address, request.value)):
             log.warning("unlock board %d channel %d: echo %s does not match, outcome unknown", board, channel, reply)
+            return UnlockReply.UNANSWERED
+        return UnlockReply.ACKNOWLEDGED
 
     async def _read_status(self, board: int) -> BoardStatus:
         if board in self._relays_unknown:

@@ -18,8 +18,8 @@ POINTS = (
     "deposit.reserved", "deposit.unlock_sent", "deposit.door_open_recorded", "deposit.stored",
     "deposit.notice_accepted", "deposit.cancelled",
     "pickup.intent", "pickup.unlock_sent", "pickup.door_open_recorded", "pickup.collected", "pickup.refused",
-    "retrieve.intent", "retrieve.unlock_sent", "retrieve.returned",
-    "technician.intent", "technician.unlock_sent",
+    "retrieve.intent", "retrieve.unlock_sent", "retrieve.door_open_recorded", "retrieve.returned",
+    "technician.intent", "technician.unlock_sent", "technician.door_open_recorded",
 )
 
 

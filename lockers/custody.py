@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hal.errors import HalError
-from hal.lockbank import DoorState
+from hal.lockbank import DoorState, UnlockReply
 from hal.sms import SmsGateway, SmsMessage
 from lockers import accounts, journal
 from lockers.accounts import Courier
@@ -705,7 +705,7 @@ class Custody:
         if self.doors.reading(spec.address).door is DoorState.OPEN:
             tracker.seen_open = True
         try:
-            await self.doors.unlock(spec.address)
+            reply = await self.doors.unlock(spec.address)
         except HalError as err:
             log.error("unlock of %s could not be sent: %s", spec.label, err)
             await self.db.write(lambda c: journal.append(
@@ -714,6 +714,13 @@ class Custody:
             await self._abandon(tracker, "lock_bus_error")
             raise DoorUnavailable(f"the lock of {spec.label} did not take the command") from err
         crashpoint(f"{tracker.kind}.unlock_sent")
+        if reply is UnlockReply.REFUSED and not tracker.seen_open:
+            # the board says it did not pulse: no need to wait for a door that will not open
+            await self.db.write(lambda c: journal.append(
+                c, at=self._now(), kind="unlock_refused_by_board", actor="system", compartment=spec.label,
+                parcel_id=tracker.parcel_id))
+            await self._abandon(tracker, "lock_bus_error")
+            raise DoorUnavailable(f"the board of {spec.label} refused the unlock")
 
     async def _abandon(self, tracker: _Tracker, reason: str) -> None:
         """A flow whose door never opened (or whose unlock never left): undo what it reserved."""

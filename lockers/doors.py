@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from hal.errors import HalError
-from hal.lockbank import DoorState, LockBank
+from hal.lockbank import DoorState, LockBank, UnlockReply
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +93,9 @@ class DoorMonitor:
                 await task
         self._tasks.clear()
 
-    async def unlock(self, address: DoorAddress) -> None:
+    async def unlock(self, address: DoorAddress) -> UnlockReply:
         """One unlock pulse. Raises ``hal.errors.HalError`` if the command could not be sent."""
-        await self.banks[address.bank].unlock(address.board, address.channel)
+        return await self.banks[address.bank].unlock(address.board, address.channel)
 
     async def _poll(self, name: str, bank: LockBank) -> None:
         while True:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hal.errors import DeviceIOError, DeviceTimeout
-from hal.lockbank import BankProfile, BoardStatus, DoorState, LockBank
+from hal.lockbank import BankProfile, BoardStatus, DoorState, LockBank, UnlockReply
 
 
 @dataclass
@@ -25,7 +25,8 @@ class FakeDoor:
 class FakeWall:
     doors: dict[tuple[int, int], FakeDoor] = field(default_factory=dict)
     silent_boards: set[int] = field(default_factory=set)
-    refuse_unlocks: bool = False
+    refuse_unlocks: bool = False  # the link fails: the command cannot be sent
+    boards_say_no: bool = False  # the board answers that it did not pulse
 
 
 class FakeLockBank(LockBank):
@@ -59,13 +60,18 @@ class FakeLockBank(LockBank):
     async def _close(self) -> None:
         pass
 
-    async def _unlock(self, board: int, channel: int) -> None:
+    async def _unlock(self, board: int, channel: int) -> UnlockReply:
         if self.wall.refuse_unlocks:
             raise DeviceIOError("fake bus refuses unlocks")
+        if board in self.wall.silent_boards:
+            return UnlockReply.UNANSWERED  # written to the wire; nobody listened
+        if self.wall.boards_say_no:
+            return UnlockReply.REFUSED
         door = self.door(board, channel)
         door.pulses += 1
         if not door.jammed:
             door.closed = False
+        return UnlockReply.ACKNOWLEDGED
 
     async def _read_status(self, board: int) -> BoardStatus:
         if board in self.wall.silent_boards:

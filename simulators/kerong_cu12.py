@@ -52,7 +52,7 @@ class KerongCU12Simulator(LockBusSimulator):
         closed_is_1: bool = True,
         first_byte_first: bool = True,
         unlock_replies: bool = True,
-        data_position: cu12.DataPosition = cu12.DataPosition.BEFORE_SUM,
+        data_position: cu12.DataPosition = cu12.DataPosition.AFTER_SUM,
         baudrate: int = 19200,
         pace: bool = False,
         wire_log_size: int = 2000,

@@ -134,7 +134,7 @@ def test_reply_decoder_resync_rules(buf, expected):
 
 def test_false_header_before_a_reply_is_skipped_and_the_reply_found():
     reply = cu12.status_reply(2, [True] * 12)
-    stream = b"\xff\x00\x02\x00\x0c\x80\x10" + cu12.encode(reply) + b"\x02\x00"
+    stream = b"\xff\x00\x02\x00\x0c\x80\x10" + cu12.encode(reply, data_position=BEFORE) + b"\x02\x00"
     found, skipped = scan(stream)
     assert found == [(7, reply)]
     assert skipped == 7
@@ -198,16 +198,16 @@ def test_replies_between_stx_free_garbage_are_all_found(prefix, frames, suffix, 
 
 @given(no_stx, requests(), no_stx)
 def test_request_between_stx_free_garbage_is_found(prefix, frame, suffix):
-    found, _ = scan(prefix + cu12.encode(frame) + suffix, "request")
+    found, _ = scan(prefix + cu12.encode(frame, data_position=BEFORE) + suffix, "request")
     assert found == [(len(prefix), frame)]
 
 
 @given(st.binary(max_size=40), replies, st.binary(max_size=40))
 def test_reply_in_arbitrary_garbage_is_found_unless_a_false_frame_covers_its_start(prefix, frame, suffix):
-    raw = cu12.encode(frame)
+    raw = cu12.encode(frame, data_position=BEFORE)
     found, _ = scan(prefix + raw + suffix)
     start = len(prefix)
-    covered = any(offset < start < offset + len(cu12.encode(f)) for offset, f in found)
+    covered = any(offset < start < offset + len(cu12.encode(f, data_position=BEFORE)) for offset, f in found)
     assert (start, frame) in found or covered
 
 
@@ -225,7 +225,7 @@ def test_known_limit_a_flipped_datalen_bit_can_reframe_a_reply():
     # The sum covers the bytes DATALEN designates. Status data A1 00: clear bit 1 of DATALEN
     # (2 -> 0) and the first data byte reads as a matching SUM: a "success" without a bitmap.
     # The driver therefore only accepts status successes that carry 2 data bytes.
-    raw = bytearray(cu12.encode(Reply(0, 12, Command.STATUS, Ask.SUCCESS, b"\xa1\x00")))
+    raw = bytearray(cu12.encode(Reply(0, 12, Command.STATUS, Ask.SUCCESS, b"\xa1\x00"), data_position=BEFORE))
     assert raw.hex(" ") == "02 00 0c 80 10 02 03 a1 00 44"
     raw[5] ^= 0x02
-    assert cu12.decode_reply(raw) == (8, Reply(0, 12, Command.STATUS, Ask.SUCCESS))
+    assert cu12.decode_reply(raw, data_position=BEFORE) == (8, Reply(0, 12, Command.STATUS, Ask.SUCCESS))

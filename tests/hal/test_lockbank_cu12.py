@@ -47,7 +47,7 @@ def wire(sim, direction):
 async def test_backend_table_builds_the_cu12_bank(rig):
     _, bank = await rig()
     assert isinstance(bank, KerongCU12Bank) and bank.is_open
-    assert bank.data_position is cu12.DataPosition.BEFORE_SUM
+    assert bank.data_position is cu12.DataPosition.AFTER_SUM
 
 
 async def test_status_read_on_the_wire(rig):
@@ -55,7 +55,7 @@ async def test_status_read_on_the_wire(rig):
     status = await bank.read_status(3)
     assert status == BoardStatus(board=3, doors=(CLOSED,) * 12, items=(None,) * 12)
     assert wire(sim, "rx") == ["02 03 0c 80 00 00 03 94"]
-    assert wire(sim, "tx") == ["02 03 0c 80 10 02 03 ff 0f b4"]  # 12 closed locks: bits 0-11 set
+    assert wire(sim, "tx") == ["02 03 0c 80 10 02 03 b4 ff 0f"]  # 12 closed locks: bits 0-11 set, after SUM
 
 
 async def test_unlock_is_acknowledged_and_the_door_read_open(rig, caplog):
@@ -125,7 +125,7 @@ async def test_data_after_sum_when_both_sides_agree(rig):
 
 
 async def test_data_position_mismatch_shows_up_as_timeouts(rig):
-    sim, bank = await rig(data_position=cu12.DataPosition.AFTER_SUM)
+    sim, bank = await rig(data_position=cu12.DataPosition.BEFORE_SUM)
     with pytest.raises(DeviceTimeout):
         await bank.read_status(0)
     assert len(sim.requests) == 3  # the request has no DATA, so the board understood every try

@@ -301,3 +301,14 @@ async def test_wrong_code_streak_survives_a_restart(station):
     assert err.value.attempts_left == 1
     with pytest.raises(KeypadPaused):
         await station.custody.pickup("33333333")
+
+
+async def test_a_board_refusing_the_unlock_ends_the_flow_at_once(station):
+    courier = await station.make_courier()
+    station.wall.boards_say_no = True
+    with pytest.raises(DoorUnavailable):
+        await station.custody.start_deposit(courier, tracking="SF1234567", phone=PHONE, size="S", consent=True)
+    rows = {r["label"]: r for r in await station.custody.compartments()}
+    assert rows["A01"]["parcel"] is None and rows["A01"]["state"] == "free"
+    kinds = await station.db.read(lambda c: [r[0] for r in c.execute("SELECT kind FROM events")])
+    assert "unlock_refused_by_board" in kinds

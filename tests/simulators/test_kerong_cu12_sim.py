@@ -88,7 +88,7 @@ def test_data_position_is_honoured_both_ways():
     sim = KerongCU12Simulator(boards=[0], data_position=DataPosition.AFTER_SUM)
     request = cu12.encode(cu12.pulse_time_request(0, 300), data_position=DataPosition.AFTER_SUM)
     assert sim.decode_request(bytearray(request)) == (len(request), cu12.pulse_time_request(0, 300))
-    before = cu12.encode(cu12.pulse_time_request(0, 300))
+    before = cu12.encode(cu12.pulse_time_request(0, 300), data_position=DataPosition.BEFORE_SUM)
     assert sim.decode_request(bytearray(before))[1] is None
     raw = sim.handle(cu12.status_request(0))
     assert raw.hex(" ") == "02 00 0c 80 10 02 03 b1 ff 0f"  # SUM before DATA
