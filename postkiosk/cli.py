@@ -106,20 +106,27 @@ def sim_lockboard(boards: Annotated[str, typer.Option(help="board addresses, com
                   doors: Annotated[int, typer.Option(help="doors per board")] = 16,
                   polarity: Annotated[str, typer.Option(help="closed_is_1 or closed_is_0")] = "closed_is_1",
                   transport: Annotated[str, typer.Option(help="'pty' or 'tcp:HOST:PORT'")] = "pty",
-                  baudrate: int = 19200,
+                  baudrate: Annotated[Optional[int], typer.Option(help="default: the protocol's")] = None,
                   pace: Annotated[bool, typer.Option(help="send bytes at the baud rate")] = False,
                   http: Annotated[Optional[int], typer.Option(help="also serve the wall page on this port")] = None,
-                  protocol: Annotated[str, typer.Option(help="lock protocol")] = "kerong-cu16") -> None:
+                  byte_order: Annotated[str, typer.Option(help="first_byte_first or last_byte_first")] =
+                  "first_byte_first",
+                  protocol: Annotated[str, typer.Option(help="kerong-cu16, kerong-cu12, cu48, generic-8a, "
+                                                             "modbus-relay")] = "kerong-cu16") -> None:
     """Run a simulated lock bus as its own process (a pty or a TCP port) until Ctrl+C."""
-    if protocol != "kerong-cu16":
-        raise typer.BadParameter(f"no simulator for {protocol!r} yet; available: kerong-cu16")
-    from simulators.kerong_cu16 import run_lockboard_sim
+    from simulators.registry import SIMULATORS, run_simulator
 
+    if protocol not in SIMULATORS:
+        raise typer.BadParameter(f"no simulator for {protocol!r}; available: {', '.join(sorted(SIMULATORS))}")
     addresses = tuple(int(b) for b in boards.split(",") if b.strip())
 
     async def main() -> None:
-        running = await run_lockboard_sim(addresses, doors, polarity, transport, baudrate=baudrate, pace=pace)
-        console.print(f"Kerong CU16 simulator, boards {list(addresses)} x {doors} doors, {polarity}")
+        from hal.lockbank import DEFAULT_BAUDRATE
+
+        running = await run_simulator(protocol, addresses, doors, polarity, transport,
+                                      baudrate=baudrate or DEFAULT_BAUDRATE[protocol],
+                                      pace=pace, byte_order=byte_order)
+        console.print(f"{protocol} simulator, boards {list(addresses)} x {doors} doors, {polarity}")
         console.print(f"url: [bold]{running.url}[/]")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -11,6 +11,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -19,7 +20,7 @@ from lockers import accounts
 from lockers.db import connect
 from postkiosk.config import Config
 from postkiosk.service import Station
-from simulators.kerong_cu16 import RunningLockboardSim, run_lockboard_sim
+from simulators.registry import run_simulator
 from simulators.wall import wall_router
 
 DEMO_LOGIN = "10000001"
@@ -64,16 +65,16 @@ class DemoStation:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.sims: dict[str, RunningLockboardSim] = {}
+        self.sims: dict[str, Any] = {}
         self.sms = LogSmsGateway() if config.sms.backend == "log" else None
         self.station: Station | None = None
 
     async def start_simulators(self) -> dict[str, str]:
         for bank in self.config.banks:
             if bank.simulate:
-                self.sims[bank.name] = await run_lockboard_sim(
-                    boards=bank.boards, doors_per_board=bank.doors_per_board, polarity=bank.polarity,
-                    baudrate=bank.line_speed)
+                self.sims[bank.name] = await run_simulator(
+                    bank.protocol, bank.boards, bank.doors_per_board, bank.polarity,
+                    baudrate=bank.line_speed, byte_order=bank.status_byte_order)
         return {name: sim.url for name, sim in self.sims.items()}
 
     async def close_simulators(self) -> None:

@@ -153,7 +153,7 @@ async def run_kerong_cu12_sim(
     transport: str = "pty",
     *,
     byte_order: Any = "first_byte_first",
-    data_position: Any = "before_sum",
+    data_position: Any = "after_sum",
     baudrate: int = 19200,
     pace: bool = False,
     unlock_replies: bool = True,

@@ -38,10 +38,11 @@ def _apply(sim: KerongCU16Simulator, board: int, channel: int, action: str) -> N
         sim.open_door(board, channel)
     elif action == "close":
         sim.close_door(board, channel)
-    elif action == "put":
-        sim.put_item(board, channel)
-    elif action == "take":
-        sim.remove_item(board, channel)
+    elif action in ("put", "take"):
+        method = getattr(sim, "put_item" if action == "put" else "remove_item", None)
+        if method is None:
+            raise SimActionRefused("this wall has no item sensors: just close the door")
+        method(board, channel)
     elif action == "jam":
         sim.set_jammed(board, channel, True)
     elif action == "unjam":
@@ -144,7 +145,7 @@ def wall_router(
             "channel": channel,
             "label": label(bank, board, channel),
             "closed": door.closed,
-            "item": door.item,
+            "item": getattr(door, "item", False),  # walls without item sensors: never anything seen
             "jammed": door.jammed,
             "pulses": door.pulses,
         }
