@@ -83,6 +83,42 @@ class Faults:
     silent_boards: set[int] = field(default_factory=set)  # boards that ignore everything
 
 
+@dataclass
+class NoisyBus:
+    """Random faults on every frame, each kind with probability ``rate`` (seeded, so a failing run
+    can be replayed). Replies: dropped, duplicated, delayed by ``delay`` seconds (beyond the host's
+    timeout), one bit flipped, truncated, or sent from another board. Requests on their way in:
+    dropped, one bit flipped, or truncated. ``reset_rate``: the board reboots on a request (the
+    request is lost and the board is deaf for ``reset_time`` seconds; its doors do not change)."""
+
+    rate: float = 0.05
+    seed: int = 0
+    delay: float = 0.5
+    reset_rate: float = 0.01
+    reset_time: float = 0.05
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        import random
+
+        self.random = random.Random(self.seed)
+        self.deaf_until = 0.0
+
+    def hit(self, kind: str, rate: float | None = None) -> bool:
+        if self.random.random() < (self.rate if rate is None else rate):
+            self.counts[kind] = self.counts.get(kind, 0) + 1
+            return True
+        return False
+
+    def flip(self, data: bytes) -> bytes:
+        damaged = bytearray(data)
+        damaged[self.random.randrange(len(damaged))] ^= 1 << self.random.randrange(8)
+        return bytes(damaged)
+
+    def cut(self, data: bytes) -> bytes:
+        return data[: self.random.randrange(1, len(data))] if len(data) > 1 else b""
+
+
 @dataclass(frozen=True)
 class WireEvent:
     """Bytes on the simulated wire. ``direction`` "rx": host -> sim; "tx": sim -> host.
@@ -345,10 +381,35 @@ class LockBusSimulator:
         self.faults = Faults()
         self._changed()
 
+    def noisy(self, noise: NoisyBus | None) -> None:
+        """Switch random faults on (a :class:`NoisyBus`) or off (None)."""
+        self.noise = noise
+
+    def request_noise(self, data: bytes, now: float) -> bytes:
+        """What of the host's bytes the boards receive on a noisy bus."""
+        noise = getattr(self, "noise", None)
+        if noise is None or not data:
+            return data
+        if now < noise.deaf_until:
+            return b""
+        if noise.hit("board_reset", noise.reset_rate):
+            noise.deaf_until = now + noise.reset_time
+            return b""
+        if noise.hit("request_dropped"):
+            return b""
+        if noise.hit("request_bit_flip"):
+            data = noise.flip(data)
+        if noise.hit("request_truncated"):
+            data = noise.cut(data)
+        return data
+
     def reply_plan(self, reply: bytes | None) -> list[tuple[float, bytes]]:
         """Turn one reply into ``(pause_before, chunk)`` steps, consuming the pending faults."""
         if reply is None:
             return []
+        noise = getattr(self, "noise", None)
+        if noise is not None:
+            return self._noisy_plan(reply, noise)
         f = self.faults
         if f.drop:
             f.drop -= 1
@@ -385,6 +446,22 @@ class LockBusSimulator:
                 steps.append((pause, chunk))
             pause = 0.0
         return steps
+
+    def _noisy_plan(self, reply: bytes, noise: NoisyBus) -> list[tuple[float, bytes]]:
+        if noise.hit("reply_dropped"):
+            return []
+        chunks = [reply]
+        if noise.hit("reply_wrong_address"):
+            foreign = self._foreign_reply(reply)
+            chunks = [foreign] if foreign is not None else chunks
+        if noise.hit("reply_bit_flip"):
+            chunks = [noise.flip(c) for c in chunks]
+        if noise.hit("reply_truncated"):
+            chunks = [noise.cut(c) for c in chunks]
+        if noise.hit("reply_duplicated"):
+            chunks = chunks + chunks
+        pause = noise.delay if noise.hit("reply_delayed") else 0.0
+        return [(pause if i == 0 else 0.0, c) for i, c in enumerate(chunks) if c]
 
     # -- wire log ------------------------------------------------------------------------------
 
@@ -443,6 +520,7 @@ class _Session:
 
     def feed(self, data: bytes) -> None:
         now = asyncio.get_running_loop().time()
+        data = self.sim.request_noise(data, now)
         self._buf += data
         self._arrivals += [now] * len(data)
         while self._buf:

@@ -113,7 +113,7 @@ async def test_runner_serves_real_bytes(transport):
                 chunk = await link.read(timeout=1.0)
                 assert chunk
                 data += chunk
-        assert data.hex(" ") == "02 01 0c 80 10 02 03 00 00 a4"  # closed_is_0: closed doors read 0
+        assert data.hex(" ") == "02 01 0c 80 10 02 03 a4 00 00"  # closed_is_0: closed doors read 0
         assert running.sim.skipped_bytes == 1
     finally:
         await running.close()
