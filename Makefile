@@ -1,5 +1,5 @@
 # The two commands of the README. Both set everything up first (scripts/setup.sh).
-.PHONY: run test setup
+.PHONY: run test setup bench
 
 run: setup
 	.venv/bin/postkiosk run
@@ -9,3 +9,7 @@ test: setup
 
 setup:
 	@scripts/setup.sh
+
+# Speed targets, printed as ratios against a reference measured in the same run.
+bench: setup
+	.venv/bin/python bench/lock_bus.py

@@ -51,6 +51,20 @@ def wire_time(nbytes: int, baudrate: int, bits_per_char: int = 10) -> float:
     return nbytes * char_time(baudrate, bits_per_char)
 
 
+async def sleep_until(deadline: float, now: Callable[[], float]) -> None:
+    """Sleep until ``now() >= deadline`` without overshooting by a millisecond.
+
+    asyncio's timers are only as fine as the selector's (epoll waits in whole milliseconds), so a
+    plain ``asyncio.sleep`` ends up to 1 ms late; on a 19200-baud bus that stretches every silent
+    gap by a third. Sleep to within 1.5 ms, then yield to the loop until the deadline.
+    """
+    remaining = deadline - now()
+    if remaining > 0.0015:
+        await asyncio.sleep(remaining - 0.0015)
+    while now() < deadline:
+        await asyncio.sleep(0)
+
+
 def silent_gap(baudrate: int, bits_per_char: int = 10) -> float:
     """Inter-frame silence in seconds: ``max(3.5 chars, 1.75 ms) + 1 ms``, rounded up to whole ms.
 
@@ -296,9 +310,7 @@ class Bus:
     async def _wait_quiet(self) -> None:
         """Sleep until the line has been silent for ``gap``, flushing whatever arrives meanwhile."""
         for _ in range(3):
-            wait = self._quiet_since + self.gap - self._now()
-            if wait > 0:
-                await asyncio.sleep(wait)
+            await sleep_until(self._quiet_since + self.gap, self._now)
             stale = await self._guard(self.link.discard_input())
             if not stale:
                 return

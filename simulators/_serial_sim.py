@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
+from firmware_bridge.bus import sleep_until
+
 log = logging.getLogger(__name__)
 
 
@@ -515,7 +517,7 @@ class _Session:
         self._write = write
         self._buf = bytearray()
         self._arrivals: list[float] = []  # loop time each byte of _buf arrived
-        self._plans: asyncio.Queue[list[tuple[float, bytes]]] = asyncio.Queue()
+        self._plans: asyncio.Queue[tuple[float, list[tuple[float, bytes]]]] = asyncio.Queue()
         self._worker = asyncio.get_running_loop().create_task(self._send_replies(), name=f"sim-{name}")
 
     def feed(self, data: bytes) -> None:
@@ -534,27 +536,34 @@ class _Session:
                 raw = bytes(self._buf[:consumed])
                 self.sim.wire.append(WireEvent("rx", self._arrivals[0], self._arrivals[consumed - 1], raw))
                 plan = self.sim.reply_plan(self.sim.handle(request))
+                if plan and self.sim.pace:
+                    # over a pty the request arrives at once; on a wire the board can only start
+                    # answering once the request's last bit is in, so pacing covers it too
+                    pause, chunk = plan[0]
+                    plan[0] = (pause + len(raw) * 10 / self.sim.baudrate, chunk)
                 if plan:
-                    self._plans.put_nowait(plan)
+                    self._plans.put_nowait((now, plan))
             del self._buf[:consumed]
             del self._arrivals[:consumed]
 
     async def _send_replies(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            plan = await self._plans.get()
+            # Times are reckoned from the request's arrival, on absolute deadlines, so the
+            # simulator's own timer slack does not stretch what it pretends the wire does.
+            arrived, plan = await self._plans.get()
+            at = max(arrived, loop.time())
             for pause, chunk in plan:
-                if pause:
-                    await asyncio.sleep(pause)
-                start = loop.time()
-                if self.sim.pace:
-                    await asyncio.sleep(len(chunk) * 10 / self.sim.baudrate)
+                start = at + pause
+                at = start + (len(chunk) * 10 / self.sim.baudrate if self.sim.pace else 0.0)
+                await sleep_until(at, loop.time)
                 try:
                     self._write(chunk)
                 except OSError as err:
                     log.warning("%s: reply lost: %s", self.name, err)
                     continue
                 self.sim.wire.append(WireEvent("tx", start, loop.time(), chunk))
+                at = max(at, loop.time())
 
     async def close(self) -> None:
         self._worker.cancel()
