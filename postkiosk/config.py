@@ -41,10 +41,16 @@ class StationConfig(_Frozen):
 class DatabaseConfig(_Frozen):
     path: Path = Path("var/postkiosk.sqlite3")
     key_file: Path | None = None  # default: device.key beside the database
+    backup_dir: Path | None = None  # default: backups/ beside the database
+    backups_kept: int = Field(7, ge=1)
 
     @property
     def resolved_key_file(self) -> Path:
         return self.key_file or self.path.with_name("device.key")
+
+    @property
+    def resolved_backup_dir(self) -> Path:
+        return self.backup_dir or self.path.parent / "backups"
 
 
 class WebConfig(_Frozen):

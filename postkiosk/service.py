@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +15,7 @@ from hal.sms import SmsGateway, sms_gateway
 from kiosk.app import Kiosk, create_app
 from kiosk.sessions import Sessions
 from kiosk.terminal import Terminal
+from lockers.backup import run_daily
 from lockers.custody import Custody
 from lockers.db import Database
 from lockers.doors import DoorMonitor
@@ -68,11 +71,18 @@ class Station:
                                doors=DoorMonitor(self.banks), sms=self.sms,
                                settings=self.config.custody_settings())
         await self.custody.start()
+        self._backups = asyncio.create_task(
+            run_daily(self.db, self.config.database.resolved_backup_dir, keep=self.config.database.backups_kept),
+            name="daily-backup")
         self.terminal = Terminal(self.custody)
         await self.terminal.start()
         self.kiosk.custody, self.kiosk.terminal = self.custody, self.terminal
 
     async def stop(self) -> None:
+        if getattr(self, "_backups", None):
+            self._backups.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._backups
         if self.terminal:
             await self.terminal.stop()
         if self.custody:
