@@ -13,3 +13,4 @@ setup:
 # Speed targets, printed as ratios against a reference measured in the same run.
 bench: setup
 	.venv/bin/python bench/lock_bus.py
+	.venv/bin/python bench/custody_history.py
