@@ -90,6 +90,10 @@ class BankConfig(_Frozen):
     has_item_sensors: bool = True
     sizes: tuple[str, ...] = (DEMO_SIZES,)
     """Per board, the door sizes in channel order, space separated; one entry applies to every board."""
+    door_sensor_pins: tuple[tuple[int | str, ...], ...] | None = None
+    """For boards with no door feedback: per board, the GPIO pin of each door's reed switch (gpiozero
+    names such as 17, "GPIO17", "BOARD11"); the doors are then read from the pins."""
+    door_sensor_polarity: Polarity = Polarity.CLOSED_IS_0  # reed switch to GND: closed door pulls low
 
     @field_validator("sizes")
     @classmethod
@@ -120,7 +124,18 @@ class BankConfig(_Frozen):
         for entry in self.sizes:
             if len(entry.split()) != self.doors_per_board:
                 raise ValueError(f"bank {self.name}: a sizes entry must list {self.doors_per_board} doors")
+        if self.door_sensor_pins is not None:
+            if len(self.door_sensor_pins) != len(self.boards) or any(
+                    len(pins) != self.doors_per_board for pins in self.door_sensor_pins):
+                raise ValueError(f"bank {self.name}: door_sensor_pins needs one pin per door for every board")
         return self
+
+    def gpio_pins(self) -> dict[tuple[int, int], int | str] | None:
+        """(board, channel) -> GPIO pin of its door sensor, when the bank reads doors from GPIO."""
+        if self.door_sensor_pins is None:
+            return None
+        return {(board, channel): pin for board, pins in zip(self.boards, self.door_sensor_pins)
+                for channel, pin in enumerate(pins)}
 
     def board_sizes(self, index: int) -> list[str]:
         return (self.sizes[0] if len(self.sizes) == 1 else self.sizes[index]).split()

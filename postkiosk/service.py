@@ -43,6 +43,12 @@ class Station:
             if not url:
                 raise SystemExit(f"bank {bank.name} is simulated, but no simulator is running for it")
             self.banks[bank.name] = lock_bank(bank.profile(url))
+            pins = bank.gpio_pins()
+            if pins is not None:  # boards with no door feedback: doors come from reed switches on GPIO
+                from hal.doorsensors_gpio import GpioDoorSensors, WithGpioDoorSensors
+
+                sensors = GpioDoorSensors(pins, polarity=bank.door_sensor_polarity)
+                self.banks[bank.name] = WithGpioDoorSensors(self.banks[bank.name], sensors)
         self.db = Database(self.config.database.path)
         self.custody: Custody | None = None
         self.terminal: Terminal | None = None

@@ -26,3 +26,29 @@ async def test_a_database_on_tmpfs_puts_the_station_in_maintenance_and_moves_no_
         assert not sim.sim.requests  # not even a status poll went out
     finally:
         await sim.close()
+
+
+async def test_a_bank_with_gpio_door_sensors_reads_its_doors_from_the_pins(tmp_path):
+    from gpiozero import Device
+    from gpiozero.pins.mock import MockFactory
+
+    from hal.doorsensors_gpio import WithGpioDoorSensors
+    from hal.lockbank import DoorState
+
+    Device.pin_factory = MockFactory()
+    sim = await run_lockboard_sim((0,), 2)
+    try:
+        config = Config(database={"path": tmp_path / "pk.sqlite3"},
+                        banks=[{"name": "A", "boards": [0], "doors_per_board": 2, "simulate": True,
+                                "sizes": ["S M"], "door_sensor_pins": [[17, 27]]}])
+        station = Station(config, bank_urls={"A": sim.url})
+        bank = station.banks["A"]
+        assert isinstance(bank, WithGpioDoorSensors)
+        async with bank:
+            Device.pin_factory.pin(17).drive_low()   # door A01 closed: its reed switch pulls the pin low
+            Device.pin_factory.pin(27).drive_high()  # door A02 open
+            assert (await bank.read_status(0)).doors == (DoorState.CLOSED, DoorState.OPEN)
+    finally:
+        await sim.close()
+        Device.pin_factory.reset()
+        Device.pin_factory = None
