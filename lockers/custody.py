@@ -694,6 +694,37 @@ class Custody:
             self._trackers[label] = tracker
             await self._pulse(tracker)
 
+    async def clear_check(self, actor: str, label: str, note: str) -> str:
+        """A technician inspected a compartment flagged "check required" and found it in order.
+
+        Its door must read closed. It becomes occupied again if a parcel still belongs in it
+        (stored or refused), otherwise free. Journaled with who and what they found; the history of
+        why it was flagged stays in the journal (an insider hiding a theft behind "fault" is the
+        case this guards against).
+        """
+        if label not in self.layout:
+            raise InvalidInput("compartment", f"no compartment {label}")
+        if not note.strip():
+            raise InvalidInput("note", "say what the inspection found")
+        if self.doors.reading(self.layout[label].address).door is not DoorState.CLOSED:
+            raise FlowConflict(f"the door of {label} does not read closed")
+        now = self._now()
+
+        def tx(conn: sqlite3.Connection) -> str:
+            row = conn.execute("SELECT id, state FROM compartments WHERE label = ?", (label,)).fetchone()
+            if row["state"] != "check_required":
+                raise FlowConflict(f"compartment {label} is {row['state']}, not waiting for a check")
+            parcel = conn.execute("SELECT id, state FROM parcels WHERE compartment_id = ? AND state IN"
+                                  " ('stored', 'refused')", (row["id"],)).fetchone()
+            state = "occupied" if parcel else "free"
+            conn.execute("UPDATE compartments SET state = ? WHERE id = ?", (state, row["id"]))
+            journal.append(conn, at=now, kind="check_cleared", actor=actor, compartment=label,
+                           parcel_id=parcel["id"] if parcel else None, now_state=state, note=note)
+            return state
+
+        async with self._lock:
+            return await self.db.write(tx)
+
     # ------------------------------------------------------------------ doors
 
     async def _pulse(self, tracker: _Tracker) -> None:

@@ -38,11 +38,20 @@ class DeviceKeys:
             return cls(mac_key=body[:32], data_key=body[32:])
         path.parent.mkdir(parents=True, exist_ok=True)
         body = secrets.token_bytes(_KEY_FILE_SIZE)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Written whole to a temporary name, synced, then renamed: a power cut at any moment leaves
+        # either no key file (a new one is made) or a complete one, never an empty one.
+        partial = path.with_name(path.name + ".partial")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as fh:
             fh.write(_MAGIC + body)
             fh.flush()
             os.fsync(fh.fileno())
+        os.replace(partial, path)
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
         return cls(mac_key=body[:32], data_key=body[32:])
 
     def mac(self, purpose: str, value: str) -> bytes:

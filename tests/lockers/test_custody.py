@@ -312,3 +312,37 @@ async def test_a_board_refusing_the_unlock_ends_the_flow_at_once(station):
     assert rows["A01"]["parcel"] is None and rows["A01"]["state"] == "free"
     kinds = await station.db.read(lambda c: [r[0] for r in c.execute("SELECT kind FROM events")])
     assert "unlock_refused_by_board" in kinds
+
+
+async def test_a_technician_clears_a_checked_compartment_back_into_service(station):
+    from lockers.errors import FlowConflict
+
+    courier = await station.make_courier()
+    ticket, spec = await deposit(station, courier)
+    await station.stop()  # interrupted with the door open: the compartment needs a check
+    await station.start()
+    with pytest.raises(FlowConflict):  # not while its door is open
+        await station.custody.clear_check("technician:li", ticket.compartment, "looked inside")
+    station.bank.close_by_hand(spec.board, spec.channel)
+    await station.wait_for(lambda: station.custody.door_of(ticket.compartment) == "closed")
+    assert await station.custody.clear_check("technician:li", ticket.compartment, "empty, door fine") == "free"
+    with pytest.raises(FlowConflict):  # only once
+        await station.custody.clear_check("technician:li", ticket.compartment, "again")
+    again = await station.custody.start_deposit(courier, tracking="SF7777777", phone=PHONE, size="S", consent=True)
+    assert again.compartment == ticket.compartment
+    kinds = await station.db.read(lambda c: [r[0] for r in c.execute("SELECT kind FROM events")])
+    assert kinds.index("deposit_interrupted") < kinds.index("check_cleared")
+
+
+def test_the_key_file_is_never_left_half_written(tmp_path, monkeypatch):
+    from lockers.keys import DeviceKeys
+
+    path = tmp_path / "device.key"
+    real_replace = __import__("os").replace
+    monkeypatch.setattr("os.replace", lambda *a: (_ for _ in ()).throw(OSError("power cut")))
+    with pytest.raises(OSError):
+        DeviceKeys.load_or_create(path)
+    assert not path.exists()  # no empty or partial key file under the real name
+    monkeypatch.setattr("os.replace", real_replace)
+    keys = DeviceKeys.load_or_create(path)
+    assert DeviceKeys.load_or_create(path) == keys and oct(path.stat().st_mode & 0o777) == "0o600"
