@@ -43,6 +43,8 @@ class BusLockBank(LockBank):
     """
 
     MODEL: ClassVar[str] = ""
+    #: whether this protocol's boards answer an unlock; a missing answer is only worth a warning if so
+    UNLOCK_REPLY_EXPECTED: ClassVar[bool] = True
 
     def __init__(self, profile: BankProfile, *, unlock_settle: float = 0.1) -> None:
         super().__init__(profile)
@@ -111,8 +113,9 @@ class BusLockBank(LockBank):
         """Log and count what the board said to an unlock. Never proof that the door opened."""
         if ack is None:
             self.outcomes[UNLOCK_UNANSWERED] += 1
-            log.warning("%s board %d channel %d: no acknowledgement; outcome unknown, not resent",
-                        self.MODEL, board, channel)
+            log.log(logging.WARNING if self.UNLOCK_REPLY_EXPECTED else logging.DEBUG,
+                    "%s board %d channel %d: no acknowledgement; outcome unknown, not resent",
+                    self.MODEL, board, channel)
             return UnlockReply.UNANSWERED
         if ok:
             self.outcomes[UNLOCK_ACKNOWLEDGED] += 1
