@@ -20,6 +20,7 @@ import importlib
 import logging
 from dataclasses import dataclass, field
 
+from hal.device import Device
 from hal.errors import DeviceUnavailable
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ class BoardStatus:
     items: tuple[bool | None, ...] = field(default=())  # True: item detected; None: no item sensor
 
 
-class LockBank(abc.ABC):
+class LockBank(Device):
     """One bus of lock boards. Open with ``await bank.open()`` or ``async with bank:``.
 
     ``unlock`` pulses one lock exactly once per call and is never retried: whether the door opened
@@ -95,29 +96,8 @@ class LockBank(abc.ABC):
     """
 
     def __init__(self, profile: BankProfile) -> None:
+        super().__init__()
         self.profile = profile
-        self._is_open = False
-
-    @property
-    def is_open(self) -> bool:
-        return self._is_open
-
-    async def open(self) -> None:
-        if not self._is_open:
-            await self._open()
-            self._is_open = True
-
-    async def close(self) -> None:
-        if self._is_open:
-            self._is_open = False
-            await self._close()
-
-    async def __aenter__(self) -> LockBank:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     def _check(self, board: int, channel: int | None = None) -> None:
         if not self._is_open:
@@ -146,12 +126,6 @@ class LockBank(abc.ABC):
     def describe(self) -> dict[str, str]:
         """Model, firmware and link details for diagnostics."""
         return {"protocol": self.profile.protocol, "url": self.profile.url}
-
-    @abc.abstractmethod
-    async def _open(self) -> None: ...
-
-    @abc.abstractmethod
-    async def _close(self) -> None: ...
 
     @abc.abstractmethod
     async def _unlock(self, board: int, channel: int) -> UnlockReply: ...

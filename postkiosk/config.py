@@ -6,7 +6,10 @@ Order of precedence, highest first:
    ``POSTKIOSK_DATABASE__PATH=/data/postkiosk.sqlite3``);
 2. the TOML file named by ``POSTKIOSK_CONFIG`` (or passed with ``--config``);
 3. the built-in demo configuration: one simulated Kerong CU16 bank of 2 boards x 16 doors with
-   mixed sizes, a SQLite file under ``var/``, the web UI on 127.0.0.1:8080, SMS to the log.
+   mixed sizes, a simulated serial QR scanner, a SQLite file under ``var/``, the web UI on
+   127.0.0.1:8080, SMS to the log.
+
+A configuration file without a ``[scanner]`` section has no scanner: nothing reads codes.
 
 It is loaded and validated once at start-up into frozen objects.
 """
@@ -21,10 +24,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from hal import scanner as hal_scanner
 from hal.lockbank import BACKENDS, DEFAULT_BAUDRATE, BankProfile, Polarity, StatusByteOrder
 from lockers.custody import SIZES, CompartmentSpec, CustodySettings
 
 DEMO_SIZES = "S S S S M M M M L L L L XL XL S M"
+DEMO_SCANNER = {"backend": "serial-line", "simulate": True}
 
 
 class _Frozen(BaseModel):
@@ -70,6 +75,45 @@ class SmsConfig(_Frozen):
         if self.backend == "webhook" and not self.url:
             raise ValueError("sms.backend = 'webhook' needs sms.url")
         return self
+
+
+class ScannerConfig(_Frozen):
+    """The QR/barcode scanner residents show their pickup notice to. ``url`` is anything
+    ``serial.serial_for_url`` opens (``/dev/serial/by-id/usb-...``, ``/dev/ttyACM0``); ``simulate =
+    true`` makes ``postkiosk run`` start the wire-level scanner simulator on a pty instead.
+
+    ``suffix``: what the scanner sends after a code ("cr", "lf", "crlf"; all three are accepted) or
+    "none", in which case a code ends after ``inter_char_timeout`` seconds of silence. ``aim_ids``:
+    the scanner prefixes AIM symbology identifiers (``]Q1``...), which are stripped.
+    ``baudrate`` is ignored by USB-CDC scanners. ``reconnect_seconds``: wait before opening the
+    scanner again after it was unplugged."""
+
+    backend: str = "serial-line"
+    url: str | None = None
+    simulate: bool = False
+    baudrate: int = 9600
+    suffix: Literal["cr", "lf", "crlf", "none"] = "cr"
+    inter_char_timeout: float = Field(0.1, gt=0, le=5)
+    aim_ids: bool = False
+    reconnect_seconds: float = Field(5.0, gt=0)
+
+    @field_validator("backend")
+    @classmethod
+    def _backend_known(cls, value: str) -> str:
+        if value not in hal_scanner.BACKENDS:
+            raise ValueError(f"unknown scanner backend {value!r}; known: {', '.join(sorted(hal_scanner.BACKENDS))}")
+        return value
+
+    @model_validator(mode="after")
+    def _needs_url(self) -> ScannerConfig:
+        if not self.simulate and not self.url:
+            raise ValueError("scanner: give a url, or simulate = true")
+        return self
+
+    def options(self, url: str | None = None) -> dict[str, Any]:
+        """Keyword arguments of ``hal.scanner.code_scanner(self.backend, **options)``."""
+        return {"url": url or self.url, "baudrate": self.baudrate, "suffix": self.suffix,
+                "inter_char_timeout": self.inter_char_timeout, "aim_ids": self.aim_ids}
 
 
 class BankConfig(_Frozen):
@@ -169,6 +213,7 @@ class Config(BaseSettings):
     web: WebConfig = WebConfig()
     sms: SmsConfig = SmsConfig()
     banks: tuple[BankConfig, ...] = Field(default_factory=_demo_banks)
+    scanner: ScannerConfig | None = None
     source: str = "built-in demo configuration"
 
     @field_validator("banks")
@@ -197,7 +242,7 @@ class Config(BaseSettings):
 
     @property
     def is_demo(self) -> bool:
-        return any(bank.simulate for bank in self.banks)
+        return any(bank.simulate for bank in self.banks) or bool(self.scanner and self.scanner.simulate)
 
 
 def load(path: str | os.PathLike[str] | None = None) -> Config:
@@ -214,6 +259,8 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
         except tomllib.TOMLDecodeError as err:
             raise SystemExit(f"configuration file {file} is not valid TOML: {err}") from None
         data["source"] = str(file)
+    else:
+        data["scanner"] = DEMO_SCANNER
     return Config(**data)
 
 

@@ -2,7 +2,9 @@
 
 This is the one place outside ``tests/`` and ``bench/`` that imports ``simulators``: it starts one
 simulated lock bus per bank marked ``simulate = true`` (on a pty, spoken to through the real serial
-driver), creates a demo courier on first run, and mounts the simulator's wall page at ``/sim``.
+driver) and the line-scanner simulator when the scanner is simulated, creates a demo courier on
+first run, and mounts the simulator's wall page at ``/sim`` (where the resident's phone can show a
+notice's QR code to the simulated scanner).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from lockers import accounts
 from lockers.db import connect
 from postkiosk.config import Config
 from postkiosk.service import Station
+from simulators.line_scanner import RunningLineScannerSim, run_line_scanner_sim
 from simulators.registry import run_simulator
 from simulators.wall import wall_router
 
@@ -68,26 +71,35 @@ class DemoStation:
         self.sims: dict[str, Any] = {}
         self.sms = LogSmsGateway() if config.sms.backend == "log" else None
         self.station: Station | None = None
+        self.scanner_sim: RunningLineScannerSim | None = None
 
     async def start_simulators(self) -> dict[str, str]:
+        """Start the simulators; returns the lock banks' URLs (the scanner's is :attr:`scanner_sim`)."""
         for bank in self.config.banks:
             if bank.simulate:
                 self.sims[bank.name] = await run_simulator(
                     bank.protocol, bank.boards, bank.doors_per_board, bank.polarity,
                     baudrate=bank.line_speed, byte_order=bank.status_byte_order)
+        scanner = self.config.scanner
+        if scanner is not None and scanner.simulate:
+            self.scanner_sim = await run_line_scanner_sim("pty", suffix=scanner.suffix, aim_ids=scanner.aim_ids)
         return {name: sim.url for name, sim in self.sims.items()}
 
     async def close_simulators(self) -> None:
         for sim in self.sims.values():
             await sim.close()
+        if self.scanner_sim is not None:
+            await self.scanner_sim.close()
 
     def app(self, urls: dict[str, str]) -> FastAPI:
-        self.station = Station(self.config, bank_urls=urls, sms=self.sms)
+        self.station = Station(self.config, bank_urls=urls, sms=self.sms,
+                               scanner_url=self.scanner_sim.url if self.scanner_sim else None)
         app = self.station.app()
         specs = {(s.bank, s.board, s.channel): s.label for s in self.config.layout()}
         inbox = (lambda: list(reversed(self.sms.recent))) if isinstance(self.sms, LogSmsGateway) else None
         app.include_router(wall_router({name: s.sim for name, s in self.sims.items()}, inbox=inbox,
-                                       labels=lambda bank, board, channel: specs.get((bank, board, channel))))
+                                       labels=lambda bank, board, channel: specs.get((bank, board, channel)),
+                                       scanner=self.scanner_sim))
         return app
 
 

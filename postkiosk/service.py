@@ -1,4 +1,5 @@
-"""Builds and runs the station from its configuration: lock banks, database, custody, kiosk app."""
+"""Builds and runs the station from its configuration: lock banks, database, custody, kiosk app, and
+the code scanner with the task that routes its codes (only when a scanner is configured)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from hal.errors import HalError
 from hal.lockbank import LockBank, lock_bank
+from hal.scanner import CodeScanner, code_scanner
 from hal.sms import SmsGateway, sms_gateway
 from kiosk.app import Kiosk, create_app
+from kiosk.scans import ScanRouter
 from kiosk.sessions import Sessions
 from kiosk.terminal import Terminal
 from lockers.backup import run_daily
@@ -28,12 +32,14 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Station:
-    """Everything one station runs. ``bank_urls`` replaces configured URLs (the demo's simulators)."""
+    """Everything one station runs. ``bank_urls`` and ``scanner_url`` replace configured URLs (the
+    demo's simulators)."""
 
     config: Config
     bank_urls: dict[str, str] = field(default_factory=dict)
     sms: SmsGateway | None = None
     banks: dict[str, LockBank] = field(default_factory=dict)
+    scanner_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.sms is None:
@@ -49,6 +55,13 @@ class Station:
 
                 sensors = GpioDoorSensors(pins, polarity=bank.door_sensor_polarity)
                 self.banks[bank.name] = WithGpioDoorSensors(self.banks[bank.name], sensors)
+        self.scanner: CodeScanner | None = None
+        if self.config.scanner is not None:
+            url = self.scanner_url or self.config.scanner.url
+            if not url:
+                raise SystemExit("the scanner is simulated, but no simulator is running for it")
+            self.scanner = code_scanner(self.config.scanner.backend, **self.config.scanner.options(url))
+        self._scans: asyncio.Task[None] | None = None
         self.db = Database(self.config.database.path)
         self.custody: Custody | None = None
         self.terminal: Terminal | None = None
@@ -83,8 +96,34 @@ class Station:
         self.terminal = Terminal(self.custody)
         await self.terminal.start()
         self.kiosk.custody, self.kiosk.terminal = self.custody, self.terminal
+        if self.scanner is not None:
+            self._scans = asyncio.create_task(self._route_scans(ScanRouter(self.custody, self.terminal)),
+                                              name="scanner")
+
+    async def _route_scans(self, router: ScanRouter) -> None:
+        """Read codes for as long as the station runs; a scanner that fails or is unplugged is
+        opened again every ``reconnect_seconds`` (each failure is logged once per attempt)."""
+        assert self.scanner is not None and self.config.scanner is not None
+        while True:
+            try:
+                await self.scanner.open()
+                log.info("scanner ready: %s", self.scanner.describe())
+                await router.run(self.scanner)
+            except HalError as err:
+                log.warning("scanner: %s; trying again in %.0f s", err, self.config.scanner.reconnect_seconds)
+            except Exception:  # a bug in routing must not end scanning for good
+                log.exception("scanner: routing failed")
+            await self.scanner.close()
+            await asyncio.sleep(self.config.scanner.reconnect_seconds)
 
     async def stop(self) -> None:
+        if self._scans is not None:
+            self._scans.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._scans
+            self._scans = None
+        if self.scanner is not None:
+            await self.scanner.close()
         if getattr(self, "_backups", None):
             self._backups.cancel()
             with contextlib.suppress(asyncio.CancelledError):
