@@ -261,14 +261,12 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
 
     @app.get("/api/deposits/{parcel_id}", tags=["courier"])
     async def deposit_state(parcel_id: int, session: CourierSession) -> dict[str, Any]:
+        """Where one of your deposits stands. Other couriers' parcels are not shown (403)."""
+        state = await kiosk.custody.parcel_state(parcel_id, courier=session.courier)
         rows = await kiosk.custody.compartments(session.courier)
         for row in rows:
             if row["parcel"] and row["parcel"]["id"] == parcel_id:
-                return {"parcel_id": parcel_id, "compartment": row["label"], "state": row["parcel"]["state"],
-                        "door": row["door"]}
-        state = await kiosk.custody.parcel_state(parcel_id)
-        if state is None:
-            raise CustodyError("not found")
+                return {"parcel_id": parcel_id, "compartment": row["label"], "state": state, "door": row["door"]}
         return {"parcel_id": parcel_id, "state": state}
 
     @app.post("/api/deposits/{parcel_id}/cancel", tags=["courier"])

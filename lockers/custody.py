@@ -1038,9 +1038,13 @@ class Custody:
             out.append(item)
         return out
 
-    async def parcel_state(self, parcel_id: int) -> str | None:
-        row = await self.db.read(lambda c: c.execute("SELECT state FROM parcels WHERE id = ?",
+    async def parcel_state(self, parcel_id: int, *, courier: Courier | None = None) -> str | None:
+        """The parcel's state. Given a ``courier``, only their own parcels: another's (or none) is
+        ``NotAllowed``, so couriers cannot probe each other's parcels."""
+        row = await self.db.read(lambda c: c.execute("SELECT state, courier_id FROM parcels WHERE id = ?",
                                                      (parcel_id,)).fetchone())
+        if courier is not None and (row is None or row["courier_id"] != courier.id):
+            raise NotAllowed("not your parcel")
         return row["state"] if row else None
 
     def door_of(self, label: str) -> str:

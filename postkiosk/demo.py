@@ -10,9 +10,9 @@ notice's QR code to the simulated scanner).
 from __future__ import annotations
 
 import os
+import time
 import secrets
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -53,7 +53,7 @@ def ensure_demo_courier(config: Config) -> DemoCredential:
         if exists:
             conn.execute("DELETE FROM couriers WHERE login = ?", (DEMO_LOGIN,))
         accounts.create_courier(conn, login=DEMO_LOGIN, name="演示快递员", carrier="DEMO", pin=pin,
-                                now=__import__("time").time(), actor="demo")
+                                now=time.time(), actor="demo")
         conn.execute("COMMIT")
     finally:
         conn.close()
@@ -102,6 +102,3 @@ class DemoStation:
                                        scanner=self.scanner_sim))
         return app
 
-
-def var_dir(config: Config) -> Path:
-    return config.database.path.parent

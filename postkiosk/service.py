@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -144,6 +143,3 @@ class Station:
                            station_name=self.config.station.name, station_phone=self.config.station.phone)
         return create_app(self.kiosk, on_start=self.start, on_stop=self.stop)
 
-
-def database_dir(config: Config) -> Path:
-    return config.database.path.parent

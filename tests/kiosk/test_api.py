@@ -246,3 +246,17 @@ async def test_courier_resends_a_notice_with_a_fresh_code(kiosk_station):
     if new != old:
         assert (await c.post("/api/pickups", json={"code": old})).status_code == 400
     assert (await c.post("/api/pickups", json={"code": new})).status_code == 200
+
+
+async def test_a_courier_cannot_probe_another_couriers_parcel(kiosk_station):
+    s, c = kiosk_station, kiosk_station.client
+    auth = await login(s)
+    r = await c.post("/api/deposits", headers=auth, json={"tracking": "YT5555555555", "phone": "13812345678",
+                                                          "size": "S", "consent": True})
+    parcel_id = r.json()["parcel_id"]
+    assert (await c.get(f"/api/deposits/{parcel_id}", headers=auth)).json()["state"] == "depositing"
+    await s.make_courier(login="20000002", pin="11223344")
+    other = (await c.post("/api/courier/session", json={"login": "20000002", "pin": "11223344"})).json()["token"]
+    for pid in (parcel_id, 999):
+        r = await c.get(f"/api/deposits/{pid}", headers={"Authorization": f"Bearer {other}"})
+        assert r.status_code == 403 and "state" not in r.json()
