@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import tty
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from firmware_bridge.bus import sleep_until
+from simulators._endpoints import PtyEndpoint, TcpEndpoint, Write
 
 log = logging.getLogger(__name__)
 
@@ -511,7 +510,7 @@ class LockBusSimulator:
 class _Session:
     """One connected host: reassembles requests, lets the simulator answer, writes replies in order."""
 
-    def __init__(self, sim: LockBusSimulator, write: Callable[[bytes], None], name: str) -> None:
+    def __init__(self, sim: LockBusSimulator, write: Write, name: str) -> None:
         self.sim = sim
         self.name = name
         self._write = write
@@ -557,10 +556,8 @@ class _Session:
                 start = at + pause
                 at = start + (len(chunk) * 10 / self.sim.baudrate if self.sim.pace else 0.0)
                 await sleep_until(at, loop.time)
-                try:
-                    self._write(chunk)
-                except OSError as err:
-                    log.warning("%s: reply lost: %s", self.name, err)
+                if not self._write(chunk):
+                    log.warning("%s: reply lost", self.name)
                     continue
                 self.sim.wire.append(WireEvent("tx", start, loop.time(), chunk))
                 at = max(at, loop.time())
@@ -573,115 +570,20 @@ class _Session:
             pass
 
 
-class PtyTransport:
+class PtyTransport(PtyEndpoint):
     """The simulator on the master side of a pty; the code under test opens :attr:`url` (the slave path)."""
 
     def __init__(self, sim: LockBusSimulator) -> None:
+        super().__init__(sim.NAME, lambda write, name: _Session(sim, write, name))
         self.sim = sim
-        self.url = ""
-        self._master = -1
-        self._slave = -1
-        self._session: _Session | None = None
-
-    async def start(self) -> None:
-        master, slave = os.openpty()
-        try:
-            tty.setraw(master)
-            tty.setraw(slave)
-            os.set_blocking(master, False)
-            self.url = os.ttyname(slave)
-        except OSError:
-            os.close(master)
-            os.close(slave)
-            raise
-        # The slave stays open here too, so the master never sees EIO between client sessions.
-        self._master, self._slave = master, slave
-        self._session = _Session(self.sim, self._write, f"pty {self.url}")
-        asyncio.get_running_loop().add_reader(master, self._readable)
-        log.info("%s simulator on %s", self.sim.NAME, self.url)
-
-    def _readable(self) -> None:
-        try:
-            data = os.read(self._master, 4096)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as err:
-            log.warning("pty %s: %s", self.url, err)
-            return
-        if data and self._session is not None:
-            self._session.feed(data)
-
-    def _write(self, data: bytes) -> None:
-        written = os.write(self._master, data)
-        if written != len(data):
-            log.warning("pty %s: wrote only %d of %d bytes", self.url, written, len(data))
-
-    async def close(self) -> None:
-        if self._master < 0:
-            return
-        asyncio.get_running_loop().remove_reader(self._master)
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-        os.close(self._master)
-        os.close(self._slave)
-        self._master = self._slave = -1
 
 
-class TcpTransport:
+class TcpTransport(TcpEndpoint):
     """The simulator as a TCP server; clients use ``socket://HOST:PORT`` (see :attr:`url`)."""
 
     def __init__(self, sim: LockBusSimulator, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(sim.NAME, lambda write, name: _Session(sim, write, name), host, port)
         self.sim = sim
-        self.host = host
-        self.port = port
-        self._server: asyncio.Server | None = None
-        self._clients: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
-
-    @property
-    def url(self) -> str:
-        return f"socket://{self.host}:{self.port}"
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve_client, self.host, self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-        log.info("%s simulator on %s", self.sim.NAME, self.url)
-
-    async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._clients[task] = writer
-        peer = writer.get_extra_info("peername")
-        session = _Session(self.sim, writer.write, f"tcp {peer}")
-        try:
-            while data := await reader.read(4096):
-                session.feed(data)
-        except (ConnectionError, OSError) as err:
-            log.info("tcp %s: %s", peer, err)
-        finally:
-            await session.close()
-            writer.close()
-            try:
-                await writer.wait_closed()
-            except (ConnectionError, OSError):
-                pass
-            self._clients.pop(task, None)
-
-    async def close(self) -> None:
-        if self._server is None:
-            return
-        self._server.close()
-        # End each client's handler through EOF, not cancel(): asyncio's stream server logs a
-        # cancelled handler task as an error.
-        clients = dict(self._clients)
-        for writer in clients.values():
-            writer.close()
-        if clients:
-            _, stuck = await asyncio.wait(clients, timeout=2.0)
-            for task in stuck:
-                task.cancel()
-        await self._server.wait_closed()
-        self._server = None
 
 
 @dataclass

@@ -5,9 +5,8 @@ would send (optional AIM identifier, UTF-8 data, suffix) goes to every connected
 ``firmware_bridge.scanner_lines.encode``. Hosts open :attr:`RunningLineScannerSim.url`: the slave side
 of a pty, or ``socket://127.0.0.1:PORT``.
 
-Why not ``simulators._serial_sim``'s transports: those are request/reply sessions bound to a lock
-bus; a scanner speaks first and unprompted, so it needs only "write to whoever is connected", which
-the two small transports below do.
+It serves on the same pty and TCP endpoints as the lock simulators (``simulators._endpoints``); a
+scanner speaks first and unprompted, so it writes through the endpoints rather than answering.
 
 Bytes the host sends (a Honeywell trigger ``16 54 0D``, menu commands) are recorded in
 :attr:`LineScannerSimulator.received` and not answered (the simulated scanner is in presentation
@@ -18,13 +17,11 @@ the TCP connections close, so the host's next read fails).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-import tty
 from dataclasses import dataclass, field
 
 from firmware_bridge.scanner_lines import encode
+from simulators._endpoints import PtyEndpoint, TcpEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +48,7 @@ class LineScannerSimulator:
         self.state = ScannerSimState(suffix=_suffix(suffix), aim_ids=aim_ids)
         self.received = bytearray()
         self.sent: list[bytes] = []
-        self._transports: list[_PtyScanner | _TcpScanner] = []
+        self._transports: list[PtyEndpoint | TcpEndpoint] = []
 
     def scan(self, text: str, symbology: str | None = None, suffix: str | bytes | None = None) -> bytes:
         """A person holds a code reading ``text`` under the scanner. ``symbology`` is sent only when
@@ -84,14 +81,16 @@ class LineScannerSimulator:
     def _received(self, data: bytes) -> None:
         self.received += data
 
-    async def serve_pty(self) -> _PtyScanner:
-        transport = _PtyScanner(self)
-        await transport.start()
-        self._transports.append(transport)
-        return transport
+    def _connect(self, write: object, name: str) -> _HostConnection | None:
+        return None if self.state.unplugged else _HostConnection(self)
 
-    async def serve_tcp(self, host: str = "127.0.0.1", port: int = 0) -> _TcpScanner:
-        transport = _TcpScanner(self, host, port)
+    async def serve_pty(self) -> PtyEndpoint:
+        return await self._serve(PtyEndpoint(self.NAME, self._connect))
+
+    async def serve_tcp(self, host: str = "127.0.0.1", port: int = 0) -> TcpEndpoint:
+        return await self._serve(TcpEndpoint(self.NAME, self._connect, host, port))
+
+    async def _serve(self, transport: PtyEndpoint | TcpEndpoint) -> PtyEndpoint | TcpEndpoint:
         await transport.start()
         self._transports.append(transport)
         return transport
@@ -112,129 +111,17 @@ def _suffix(suffix: str | bytes) -> bytes:
     raise ValueError(f"suffix must be one of {', '.join(SUFFIXES)}, not {suffix!r}")
 
 
-class _PtyScanner:
-    """The scanner on the master side of a pty; the host opens :attr:`url` (the slave path)."""
+class _HostConnection:
+    """Bytes a host sends the scanner (triggers, menu commands) are recorded, never answered."""
 
     def __init__(self, sim: LineScannerSimulator) -> None:
         self.sim = sim
-        self.url = ""
-        self._master = -1
-        self._slave = -1
 
-    async def start(self) -> None:
-        master, slave = os.openpty()
-        try:
-            tty.setraw(master)
-            tty.setraw(slave)
-            os.set_blocking(master, False)
-            self.url = os.ttyname(slave)
-        except OSError:
-            os.close(master)
-            os.close(slave)
-            raise
-        # The slave stays open here too, so the master never sees EIO between host sessions.
-        self._master, self._slave = master, slave
-        asyncio.get_running_loop().add_reader(master, self._readable)
-        log.info("%s simulator on %s", self.sim.NAME, self.url)
-
-    def _readable(self) -> None:
-        try:
-            data = os.read(self._master, 4096)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as err:
-            log.warning("pty %s: %s", self.url, err)
-            return
-        if data:
-            self.sim._received(data)
-
-    def write(self, data: bytes) -> None:
-        if self._master < 0:
-            return
-        try:
-            written = os.write(self._master, data)
-        except OSError as err:
-            log.warning("pty %s: %s", self.url, err)
-            return
-        if written != len(data):
-            log.warning("pty %s: wrote only %d of %d bytes", self.url, written, len(data))
-
-    def unplug(self) -> None:
-        self._release()
-
-    def _release(self) -> None:
-        if self._master < 0:
-            return
-        asyncio.get_running_loop().remove_reader(self._master)
-        os.close(self._master)
-        os.close(self._slave)
-        self._master = self._slave = -1
+    def feed(self, data: bytes) -> None:
+        self.sim._received(data)
 
     async def close(self) -> None:
-        self._release()
-
-
-class _TcpScanner:
-    """The scanner as a TCP server; hosts use ``socket://HOST:PORT`` (see :attr:`url`)."""
-
-    def __init__(self, sim: LineScannerSimulator, host: str, port: int) -> None:
-        self.sim = sim
-        self.host = host
-        self.port = port
-        self._server: asyncio.Server | None = None
-        self._clients: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
-
-    @property
-    def url(self) -> str:
-        return f"socket://{self.host}:{self.port}"
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve_client, self.host, self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-        log.info("%s simulator on %s", self.sim.NAME, self.url)
-
-    async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        if self.sim.state.unplugged:
-            writer.close()
-            return
-        self._clients[task] = writer
-        try:
-            while data := await reader.read(4096):
-                self.sim._received(data)
-        except (ConnectionError, OSError) as err:
-            log.info("tcp %s: %s", writer.get_extra_info("peername"), err)
-        finally:
-            writer.close()
-            try:
-                await writer.wait_closed()
-            except (ConnectionError, OSError):
-                pass
-            self._clients.pop(task, None)
-
-    def write(self, data: bytes) -> None:
-        for writer in self._clients.values():
-            if not writer.is_closing():
-                writer.write(data)
-
-    def unplug(self) -> None:
-        for writer in self._clients.values():
-            writer.close()
-
-    async def close(self) -> None:
-        if self._server is None:
-            return
-        self._server.close()
-        clients = dict(self._clients)
-        for writer in clients.values():
-            writer.close()
-        if clients:
-            _, stuck = await asyncio.wait(clients, timeout=2.0)
-            for task in stuck:
-                task.cancel()
-        await self._server.wait_closed()
-        self._server = None
+        pass
 
 
 @dataclass
@@ -242,7 +129,7 @@ class RunningLineScannerSim:
     """A started scanner simulator: hosts connect to :attr:`url`; :meth:`close` stops it."""
 
     sim: LineScannerSimulator
-    transport: _PtyScanner | _TcpScanner = field(repr=False)
+    transport: PtyEndpoint | TcpEndpoint = field(repr=False)
 
     @property
     def url(self) -> str:
@@ -261,7 +148,7 @@ async def run_line_scanner_sim(transport: str = "pty", *, suffix: str | bytes = 
     sim = LineScannerSimulator(suffix=suffix, aim_ids=aim_ids)
     kind, _, where = transport.partition(":")
     if kind == "pty" and not where:
-        served: _PtyScanner | _TcpScanner = await sim.serve_pty()
+        served: PtyEndpoint | TcpEndpoint = await sim.serve_pty()
     elif kind == "tcp":
         host, _, port = where.rpartition(":") if ":" in where else ("", "", where)
         served = await sim.serve_tcp(host or "127.0.0.1", int(port or 0))
