@@ -25,6 +25,10 @@ app.add_typer(sim_app, name="sim")
 app.add_typer(admin_app, name="admin")
 app.add_typer(config_app, name="config")
 app.add_typer(journal_app, name="journal")
+
+from postkiosk.diag import app as diag_app  # noqa: E402  (after the groups above, like them)
+
+app.add_typer(diag_app, name="diag")
 console = Console()
 
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="station TOML file "

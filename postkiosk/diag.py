@@ -1,0 +1,13 @@
+"""``postkiosk diag``: diagnostics for technicians.
+
+Bench mode (a device on the technician's own adapter, no station needed) takes the device's protocol
+and URL on the command line; station mode talks to the running service after a technician login.
+Every command has ``--json``. Sub-command groups live in ``postkiosk/diag_*.py`` and are mounted here.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(help="Diagnostics: test devices on the bench, or inspect the running station.",
+                  no_args_is_help=True)
