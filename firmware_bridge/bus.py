@@ -74,9 +74,38 @@ def silent_gap(baudrate: int, bits_per_char: int = 10) -> float:
     return math.ceil(round(gap_ms, 6)) / 1000
 
 
+#: upper edges (ms) of the reply-latency histogram buckets; the last bucket is everything slower
+LATENCY_BUCKETS_MS = (5, 10, 20, 50, 100, 200, 500)
+
+
+@dataclass
+class BoardStats:
+    """What one board address did on the bus: answered queries, timeouts, reply latency histogram."""
+
+    replies: int = 0
+    timeouts: int = 0
+    histogram: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_MS) + 1))
+    last_reply_at: float | None = None  # loop time
+
+    def record(self, latency: float, at: float) -> None:
+        self.replies += 1
+        self.last_reply_at = at
+        ms = latency * 1000
+        index = next((i for i, edge in enumerate(LATENCY_BUCKETS_MS) if ms <= edge), len(LATENCY_BUCKETS_MS))
+        self.histogram[index] += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        labels = [f"<={edge}ms" for edge in LATENCY_BUCKETS_MS] + [f">{LATENCY_BUCKETS_MS[-1]}ms"]
+        return {"replies": self.replies, "timeouts": self.timeouts, "latency_histogram": dict(zip(labels, self.histogram))}
+
+
 @dataclass
 class BusStats:
-    """Counters of one bus since it was created, for the technician page. Latencies in seconds."""
+    """Counters of one bus since it was created, for the technician page. Latencies in seconds.
+
+    ``boards`` is filled for queries that name their board (``Bus.transact(..., board=n)``);
+    ``sent_times`` keeps recent transmission times for :meth:`frames_per_second`.
+    """
 
     frames_sent: int = 0
     replies: int = 0  # frames accepted as the answer to a query
@@ -88,6 +117,16 @@ class BusStats:
     stale_bytes: int = 0  # bytes flushed before a request
     link_errors: int = 0
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=256))
+    boards: dict[int, BoardStats] = field(default_factory=dict)
+    sent_times: deque[float] = field(default_factory=lambda: deque(maxlen=2048))
+
+    def board(self, address: int) -> BoardStats:
+        return self.boards.setdefault(address, BoardStats())
+
+    def frames_per_second(self, now: float, window: float = 10.0) -> float:
+        """Frames sent per second over the last ``window`` seconds (loop time ``now``)."""
+        recent = sum(1 for t in self.sent_times if now - t <= window)
+        return round(recent / window, 2)
 
     def latency_summary(self) -> dict[str, float]:
         """``count``, and ``min``/``mean``/``max`` in milliseconds over the recent samples."""
@@ -201,14 +240,16 @@ class Bus:
         timeout: float | None = None,
         retries: int = 0,
         priority: int = PRIORITY_QUERY,
+        board: int | None = None,
     ) -> Any:
         """Send a query and return the first decoded frame for which ``expect(frame)`` is true.
 
         Only for requests without a physical effect: on a timeout the request is sent again, up to
         ``retries`` more times. Frames that do not satisfy ``expect`` (another board's reply, a late
         reply) are counted and ignored. ``timeout`` in seconds per attempt (default
-        ``reply_timeout``). Raises ``LinkTimeout`` when every attempt timed out, ``LinkError``
-        when the link fails (not retried).
+        ``reply_timeout``). ``board``, when given, files the reply latency or the timeout under that
+        board address in :class:`BusStats`. Raises ``LinkTimeout`` when every attempt timed out,
+        ``LinkError`` when the link fails (not retried).
         """
         timeout = self.reply_timeout if timeout is None else timeout
         for attempt in range(retries + 1):
@@ -216,7 +257,7 @@ class Bus:
                 self.stats.retries += 1
                 log.info("retrying %s (attempt %d of %d)", request.hex(" "), attempt + 1, retries + 1)
             async with self._turn(priority):
-                frame = await self._exchange(request, decoder, expect, timeout)
+                frame = await self._exchange(request, decoder, expect, timeout, board)
             if frame is not None:
                 return frame
         raise LinkTimeout(
@@ -281,6 +322,7 @@ class Bus:
         decoder: Decoder,
         expect: Callable[[Any], bool] | None,
         timeout: float,
+        board: int | None = None,
     ) -> Any:
         sent_at = await self._write(request)
         deadline = sent_at + wire_time(len(request), self.baudrate, self.bits_per_char) + timeout
@@ -294,7 +336,10 @@ class Bus:
             for index, frame in enumerate(frames):
                 if expect is None or expect(frame):
                     self.stats.replies += 1
-                    self.stats.latencies.append(self._now() - sent_at)
+                    now = self._now()
+                    self.stats.latencies.append(now - sent_at)
+                    if board is not None:
+                        self.stats.board(board).record(now - sent_at, now)
                     # Whatever followed the answer belongs to no request: count it and drop it.
                     self.stats.unexpected_frames += len(frames) - index - 1
                     self.stats.skipped_bytes += len(buf)
@@ -302,6 +347,8 @@ class Bus:
                 self.stats.unexpected_frames += 1
                 log.warning("ignored %r while waiting for the reply to %s", frame, request.hex(" "))
         self.stats.timeouts += 1
+        if board is not None:
+            self.stats.board(board).timeouts += 1
         if buf:
             self.stats.skipped_bytes += len(buf)
         log.warning("no reply to %s within %.3f s", request.hex(" "), timeout)
@@ -325,6 +372,7 @@ class Bus:
         sent_at = self._now()
         await self._guard(self.link.write(request))
         self.stats.frames_sent += 1
+        self.stats.sent_times.append(sent_at)
         self._quiet_since = sent_at + wire_time(len(request), self.baudrate, self.bits_per_char)
         return sent_at
 

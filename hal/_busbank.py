@@ -103,6 +103,7 @@ class BusLockBank(LockBank):
                 expect=expect,
                 timeout=self.profile.reply_timeout,
                 retries=self.profile.query_retries,
+                board=board,
             )
         except LinkTimeout as err:
             raise DeviceTimeout(f"{self.MODEL} board {board} on {self.profile.url} did not answer: {err}") from err

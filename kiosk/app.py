@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import jinja2
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
@@ -23,16 +23,17 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 
-from kiosk import i18n
-from kiosk.errors import SessionRequired, TerminalBusy, describe
+from kiosk import i18n, scans
+from kiosk.errors import SessionRequired, StaffLoginFailed, TerminalBusy, describe
 from kiosk.i18n import _
-from kiosk.sessions import Session, Sessions
+from kiosk.sessions import SESSION_COOKIE, RequireRole, Session, Sessions
+from kiosk.technician import technician_router
 from kiosk.terminal import Screen, Terminal
 from lockers.custody import REFUSE_REASONS, SIZES, Custody
+from lockers.diagnostics import Diagnostics
 from lockers.errors import CustodyError, FlowConflict, StorageError
 
 HERE = Path(__file__).parent
-SESSION_COOKIE = "pk_session"
 LANG_COOKIE = "pk_lang"
 
 
@@ -46,24 +47,7 @@ class Kiosk:
     station_name: str
     station_phone: str = ""
     maintenance: str | None = None  # why the station refuses to serve (unsafe storage, ...)
-
-
-class RequireRole:
-    """Dependency that admits a live staff session with one of ``roles``; a route test reads ``roles``."""
-
-    def __init__(self, *roles: str) -> None:
-        self.roles = roles
-
-    def __call__(self, request: Request) -> Session:
-        kiosk: Kiosk = request.app.state.kiosk
-        token = request.cookies.get(SESSION_COOKIE)
-        auth = request.headers.get("authorization", "")
-        if auth.lower().startswith("bearer "):
-            token = auth[7:].strip()
-        session = kiosk.sessions.get(token)
-        if session is None or session.role not in self.roles:
-            raise SessionRequired()
-        return session
+    diagnostics: Diagnostics | None = None  # the technician's view (None: no technician page)
 
 
 require_courier = RequireRole("courier")
@@ -138,6 +122,7 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
 
     @app.exception_handler(CustodyError)
     @app.exception_handler(SessionRequired)
+    @app.exception_handler(StaffLoginFailed)
     @app.exception_handler(TerminalBusy)
     async def domain_error(request: Request, err: Exception) -> JSONResponse:
         status, body = describe(err)
@@ -158,6 +143,8 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
             "lang": i18n.language(), "html_lang": i18n.html_lang(), "languages": i18n.LANGUAGES,
             "session": session, "sizes": SIZES, "path": request.url.path, **context})
 
+    app.include_router(technician_router(page))
+
     # ---------------------------------------------------------------- pages
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -176,7 +163,7 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
     async def courier_page(request: Request) -> Response:
         if kiosk.terminal.busy:
             return RedirectResponse("/", status_code=303)
-        if kiosk.sessions.get(request.cookies.get(SESSION_COOKIE)):
+        if kiosk.sessions.get(request.cookies.get(SESSION_COOKIE), roles=("courier",)):
             return RedirectResponse("/courier/deposit", status_code=303)
         return page(request, "courier_login.html")
 
@@ -184,7 +171,7 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
     async def deposit_page(request: Request) -> Response:
         if kiosk.terminal.busy:
             return RedirectResponse("/", status_code=303)
-        if not kiosk.sessions.get(request.cookies.get(SESSION_COOKIE)):
+        if not kiosk.sessions.get(request.cookies.get(SESSION_COOKIE), roles=("courier",)):
             return RedirectResponse("/courier", status_code=303)
         return page(request, "deposit.html")
 
@@ -192,7 +179,7 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
     async def retrieve_page(request: Request) -> Response:
         if kiosk.terminal.busy:
             return RedirectResponse("/", status_code=303)
-        session = kiosk.sessions.get(request.cookies.get(SESSION_COOKIE))
+        session = kiosk.sessions.get(request.cookies.get(SESSION_COOKIE), roles=("courier",))
         if not session:
             return RedirectResponse("/courier", status_code=303)
         return page(request, "retrieve.html", parcels=await kiosk.custody.retrievals(session.courier))
@@ -231,8 +218,8 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
     async def courier_login(body: LoginIn) -> JSONResponse:
         """Log a courier in with their courier number and PIN. Sets the session cookie and returns
         the token for API clients (``Authorization: Bearer``). Sessions end after 120 s idle."""
-        courier = await kiosk.custody.login(body.login.strip(), body.pin.strip())
-        session = kiosk.sessions.create(courier, role="courier")
+        courier = await kiosk.custody.login(body.login.strip(), body.pin.strip(), roles=("courier",))
+        session = kiosk.sessions.create(courier)
         response = JSONResponse({"token": session.token, "courier": {"login": courier.login, "name": courier.name,
                                  "carrier": courier.carrier}, "idle_timeout": kiosk.sessions.idle_seconds})
         response.set_cookie(SESSION_COOKIE, session.token, httponly=True, samesite="strict")
@@ -341,10 +328,17 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
         return kiosk.terminal.screen.public()
 
     @app.get("/api/events", response_class=EventSourceResponse, tags=["resident"])
-    async def events(request: Request) -> AsyncIterator[ServerSentEvent]:
+    async def events(request: Request, page: Annotated[str | None, Query(max_length=32)] = None,
+                     ) -> AsyncIterator[ServerSentEvent]:
         """Server-sent events: ``screen`` (the screen changed) and ``door`` (a door moved), and
-        ``alarm``. The current screen is sent first, so a reconnecting page catches up."""
-        queue = kiosk.terminal.subscribe()
+        ``alarm``. The current screen is sent first, so a reconnecting page catches up.
+
+        ``page`` names the page that listens (``kiosk.scans.PAGES``): scanned codes are routed to the
+        page on show, which alone gets ``scan`` (a waybill number for the deposit page) and
+        ``scan_rejected`` (why a read does not fit the page), with ``message`` in its language."""
+        courier = kiosk.sessions.get(request.cookies.get(SESSION_COOKIE), roles=("courier",)) is not None
+        locale = i18n.pick(request.cookies.get(LANG_COOKIE))
+        queue = kiosk.terminal.subscribe(page=scans.listening_page(page, courier=courier))
         try:
             yield ServerSentEvent(event="screen", data=kiosk.terminal.screen.public())
             while True:
@@ -354,7 +348,7 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
                     if await request.is_disconnected():
                         return
                     continue
-                yield ServerSentEvent(event=event, data=data)
+                yield ServerSentEvent(event=event, data=scans.localise(data, locale))
         finally:
             kiosk.terminal.unsubscribe(queue)
 

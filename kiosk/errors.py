@@ -18,6 +18,12 @@ class SessionRequired(Exception):
     code = "session_required"
 
 
+class StaffLoginFailed(Exception):
+    """A technician or staff login with an unknown name or a wrong password."""
+
+    code = "login_failed"
+
+
 class TerminalBusy(Exception):
     """Another person's door flow is on screen."""
 
@@ -89,6 +95,9 @@ def describe(err: Exception) -> tuple[int, dict[str, Any]]:
         case e.StorageError():
             status = 503
             body["message"] = _("The locker is under maintenance. Please ask the staff.")
+        case StaffLoginFailed():
+            status = 401
+            body["message"] = _("Login or password is not right.")
         case SessionRequired():
             status = 401
             body["message"] = _("Please log in again.")

@@ -1,6 +1,7 @@
 """Staff sessions on the kiosk: a random token per login, ended after ``idle_seconds`` without use.
 
 Kept in memory on purpose: a restart logs everyone out, which is the safe side for a public terminal.
+The idle limit is at most 120 s (T-D2): the terminal stands in a public place.
 """
 
 from __future__ import annotations
@@ -10,30 +11,49 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lockers.accounts import Courier
+from fastapi import Request
+
+from kiosk.errors import SessionRequired
+from lockers.accounts import Account
+
+MAX_IDLE_SECONDS = 120.0
+SESSION_COOKIE = "pk_session"  # one session cookie for the app: a kiosk serves one person at a time
 
 
 @dataclass
 class Session:
     token: str
-    courier: Courier
-    role: str
+    account: Account
     last_used: float
+
+    @property
+    def role(self) -> str:
+        return self.account.role
+
+    @property
+    def courier(self) -> Account:
+        """The courier of a courier session (the custody calls that act for a courier take it)."""
+        if self.account.role != "courier":
+            raise PermissionError("not a courier session")
+        return self.account
 
 
 class Sessions:
-    def __init__(self, idle_seconds: float = 120.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, idle_seconds: float = MAX_IDLE_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+        if not 0 < idle_seconds <= MAX_IDLE_SECONDS:
+            raise ValueError(f"a staff session may stay idle at most {MAX_IDLE_SECONDS:g} s")
         self.idle_seconds = idle_seconds
         self._clock = clock
         self._sessions: dict[str, Session] = {}
 
-    def create(self, courier: Courier, role: str = "courier") -> Session:
-        session = Session(secrets.token_urlsafe(32), courier, role, self._clock())
+    def create(self, account: Account) -> Session:
+        session = Session(secrets.token_urlsafe(32), account, self._clock())
         self._sessions[session.token] = session
         return session
 
-    def get(self, token: str | None) -> Session | None:
-        """The live session for ``token``, touching it; None if unknown or idle too long."""
+    def get(self, token: str | None, *, roles: tuple[str, ...] | None = None) -> Session | None:
+        """The live session for ``token`` (with one of ``roles`` when given), touching it; None if
+        unknown, of another role, or idle too long."""
         if not token:
             return None
         session = self._sessions.get(token)
@@ -43,9 +63,37 @@ class Sessions:
         if now - session.last_used > self.idle_seconds:
             del self._sessions[token]
             return None
+        if roles is not None and session.role not in roles:
+            return None
         session.last_used = now
         return session
 
     def end(self, token: str | None) -> None:
         if token:
             self._sessions.pop(token, None)
+
+    def live(self) -> int:
+        """How many sessions are live now (expired ones are dropped)."""
+        now = self._clock()
+        for token in [t for t, s in self._sessions.items() if now - s.last_used > self.idle_seconds]:
+            del self._sessions[token]
+        return len(self._sessions)
+
+
+class RequireRole:
+    """Dependency that admits a live session (cookie or ``Authorization: Bearer``) with one of
+    ``roles``; the route-table test reads ``roles``."""
+
+    def __init__(self, *roles: str) -> None:
+        self.roles = roles
+
+    def __call__(self, request: Request) -> Session:
+        sessions: Sessions = request.app.state.kiosk.sessions
+        token = request.cookies.get(SESSION_COOKIE)
+        auth = request.headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            token = auth[7:].strip()
+        session = sessions.get(token, roles=self.roles)
+        if session is None:
+            raise SessionRequired()
+        return session

@@ -252,19 +252,20 @@ class Custody:
                 conn.execute("UPDATE compartments SET bank = ?, board = ?, channel = ?, size = ? WHERE id = ?",
                              (spec.bank, spec.board, spec.channel, spec.size, row["id"]))
 
-    # ------------------------------------------------------------------ couriers
+    # ------------------------------------------------------------------ accounts
 
-    async def login(self, login: str, pin: str) -> Courier:
+    async def login(self, login: str, pin: str, *, roles: tuple[str, ...] = ("courier",)) -> Courier:
+        """The account of ``login`` if ``pin`` (a PIN or password) is right and its role is in ``roles``."""
         s = self.settings
 
         def tx(conn: sqlite3.Connection) -> Courier | None:
-            return accounts.authenticate(conn, login=login, pin=pin, now=self._now(),
+            return accounts.authenticate(conn, login=login, pin=pin, now=self._now(), roles=roles,
                                          failure_limit=s.login_failure_limit, lock_seconds=s.login_lock_seconds)
 
-        courier = await self.db.write(tx)
-        if courier is None:
-            raise LoginFailed("unknown courier or wrong PIN")
-        return courier
+        account = await self.db.write(tx)
+        if account is None:
+            raise LoginFailed("unknown login or wrong secret")
+        return account
 
     # ------------------------------------------------------------------ deposit
 

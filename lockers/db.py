@@ -165,6 +165,14 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX code_failures_at ON code_failures(at);
     """,
+    # 3: every named person logs in from one table: couriers, technicians and station staff. The
+    #    table is renamed (references from parcels follow) and gains the role; carrier is '' for
+    #    people who work for the station.
+    """
+    ALTER TABLE couriers RENAME TO accounts;
+    ALTER TABLE accounts ADD COLUMN role TEXT NOT NULL DEFAULT 'courier'
+        CHECK (role IN ('courier', 'technician', 'staff'));
+    """,
 ]
 
 

@@ -59,6 +59,8 @@ class DoorMonitor:
         self._subscribers: set[asyncio.Queue[DoorChange]] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self.failures: dict[tuple[str, int], int] = {}
+        #: the last unlock sent to each door, for the technician: (wall-clock time, board's answer or error)
+        self.last_commands: dict[DoorAddress, tuple[float, str]] = {}
 
     def reading(self, address: DoorAddress) -> DoorReading:
         return self._readings.get(address, UNREAD)
@@ -95,7 +97,13 @@ class DoorMonitor:
 
     async def unlock(self, address: DoorAddress) -> UnlockReply:
         """One unlock pulse. Raises ``hal.errors.HalError`` if the command could not be sent."""
-        return await self.banks[address.bank].unlock(address.board, address.channel)
+        try:
+            reply = await self.banks[address.bank].unlock(address.board, address.channel)
+        except HalError as err:
+            self.last_commands[address] = (time.time(), f"unlock: {type(err).__name__}")
+            raise
+        self.last_commands[address] = (time.time(), f"unlock: {reply.value}")
+        return reply
 
     async def _poll(self, name: str, bank: LockBank) -> None:
         while True:

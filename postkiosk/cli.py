@@ -41,12 +41,15 @@ def _logging(verbose: bool) -> None:
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
 
 
-async def _serve(app_, host: str, port: int, on_ready=None) -> None:
+async def _serve(app_, host: str, port: int, on_ready=None, web=None) -> None:
     import uvicorn
 
+    tls = {}
+    if web is not None and web.tls_certfile is not None:
+        tls = {"ssl_certfile": str(web.tls_certfile), "ssl_keyfile": str(web.tls_keyfile)}
     # SSE streams of an open kiosk page never end by themselves: give them 3 s at shutdown.
     server = uvicorn.Server(uvicorn.Config(app_, host=host, port=port, log_level="warning", access_log=False,
-                                           lifespan="on", timeout_graceful_shutdown=3))
+                                           lifespan="on", timeout_graceful_shutdown=3, **tls))
     task = asyncio.create_task(server.serve())
     while not server.started and not task.done():
         await asyncio.sleep(0.05)
@@ -65,12 +68,17 @@ def run(config: ConfigOpt = None, host: Annotated[Optional[str], typer.Option(he
     cfg = config_mod.load(config)
     host = host or cfg.web.host
     port = port or cfg.web.port
+    if not config_mod.is_loopback(host) and cfg.web.tls_certfile is None:
+        console.print(f"[bold red]error:[/] listening on {host} exposes the kiosk beyond this machine; "
+                      "set web.tls_certfile and web.tls_keyfile first", highlight=False)
+        raise typer.Exit(2)
 
     async def main() -> None:
         if cfg.is_demo:
-            from postkiosk.demo import DemoStation, ensure_demo_courier
+            from postkiosk.demo import DemoStation, ensure_demo_courier, ensure_demo_technician
 
             credential = ensure_demo_courier(cfg)
+            technician = ensure_demo_technician(cfg)
             demo = DemoStation(cfg)
             urls = await demo.start_simulators()
             web = demo.app(urls)
@@ -86,18 +94,22 @@ def run(config: ConfigOpt = None, host: Annotated[Optional[str], typer.Option(he
                 console.print(f"  courier login:    number [bold]{credential.login}[/], PIN [bold]{credential.pin}[/]"
                               f"  ({'made just now' if credential.created_now else 'made on first run'};"
                               f" stored hashed, shown from {cfg.database.path.parent / 'demo-courier.txt'})")
+                console.print(f"  technician page:  http://{host}:{port}/technician   login [bold]{technician.login}[/],"
+                              f" password [bold]{technician.pin}[/]")
                 console.print("  Ctrl+C stops it.")
 
             try:
-                await _serve(web, host, port, banner)
+                await _serve(web, host, port, banner, cfg.web)
             finally:
                 await demo.close_simulators()
         else:
             from postkiosk.service import Station
 
             station = Station(cfg)
+            scheme = "https" if cfg.web.tls_certfile else "http"
             await _serve(station.app(), host, port,
-                         lambda: console.print(f"postkiosk listening on http://{host}:{port}/ ({cfg.source})"))
+                         lambda: console.print(f"postkiosk listening on {scheme}://{host}:{port}/ ({cfg.source})"),
+                         cfg.web)
 
     try:
         asyncio.run(main())
@@ -160,23 +172,36 @@ def sim_lockboard(boards: Annotated[str, typer.Option(help="board addresses, com
     asyncio.run(main())
 
 
-@admin_app.command("add-courier")
-def add_courier(login: Annotated[str, typer.Option(help="courier number, 4 to 12 digits")],
-                name: Annotated[str, typer.Option(help="the courier's name")],
-                carrier: Annotated[str, typer.Option(help="the carrier they work for")],
-                config: ConfigOpt = None) -> None:
-    """Create a named courier account (no shared accounts). A random 8-digit PIN is shown once."""
+@admin_app.command("add-user")
+def add_user(role: Annotated[str, typer.Option(help="courier, technician or staff")],
+             login: Annotated[str, typer.Option(help="couriers: courier number, 4 to 12 digits; others: a login "
+                                                     "like 'li.wei'")],
+             name: Annotated[str, typer.Option(help="the person's name")],
+             carrier: Annotated[str, typer.Option(help="couriers only: the carrier they work for")] = "",
+             password_stdin: Annotated[bool, typer.Option("--password-stdin", help="technician and staff: read the "
+                                                          "password from standard input instead of making one")] = False,
+             config: ConfigOpt = None) -> None:
+    """Create a named account; there are no default or shared ones. Couriers get a random 8-digit PIN,
+    technicians and staff a random password (or their own with --password-stdin), shown only once."""
     from lockers import accounts
     from lockers.db import connect
     from lockers.errors import InvalidInput
 
     cfg = config_mod.load(config)
-    pin = f"{secrets.randbelow(10 ** 8):08d}"
+    if role == "courier":
+        secret = f"{secrets.randbelow(10 ** 8):08d}"
+    elif password_stdin:
+        import sys
+
+        secret = sys.stdin.readline().rstrip("\r\n")
+    else:
+        secret = secrets.token_urlsafe(12)
     conn = connect(cfg.database.path)
     try:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            accounts.create_courier(conn, login=login, name=name, carrier=carrier, pin=pin, now=time.time())
+            accounts.create_account(conn, role=role, login=login, name=name, carrier=carrier, secret=secret,
+                                    now=time.time(), actor=f"admin:{_os_user()}")
         except InvalidInput as err:
             conn.execute("ROLLBACK")
             raise typer.BadParameter(str(err)) from None
@@ -186,7 +211,54 @@ def add_courier(login: Annotated[str, typer.Option(help="courier number, 4 to 12
         conn.execute("COMMIT")
     finally:
         conn.close()
-    console.print(f"courier {login} ({name}, {carrier}) created; PIN [bold]{pin}[/] (shown only now)")
+    who = f"{role} {login} ({name}{', ' + carrier if carrier else ''})"
+    if role == "courier":
+        console.print(f"{who} created; PIN [bold]{secret}[/] (shown only now)")
+    elif password_stdin:
+        console.print(f"{who} created with the given password")
+    else:
+        console.print(f"{who} created; password [bold]{secret}[/] (shown only now)")
+
+
+@admin_app.command("list-users")
+def list_users(config: ConfigOpt = None,
+               json_: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
+    """Every account: login, name, role, carrier, locked or not (never a secret)."""
+    from rich.table import Table
+
+    from lockers import accounts
+    from lockers.db import connect
+
+    cfg = config_mod.load(config)
+    conn = connect(cfg.database.path)
+    try:
+        rows = accounts.list_accounts(conn)
+    finally:
+        conn.close()
+    now = time.time()
+    for row in rows:
+        locked_until = row.pop("locked_until")
+        row["locked"] = locked_until is not None and locked_until > now
+    if json_:
+        import json
+
+        typer.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    table = Table("login", "name", "role", "carrier", "locked")
+    for row in rows:
+        table.add_row(row["login"], row["name"], row["role"], row["carrier"] or "-", "yes" if row["locked"] else "")
+    console.print(table)
+
+
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in a bare container: the uid still says who
+        import os
+
+        return f"uid{os.getuid()}"
 
 
 @config_app.command("sample")

@@ -59,9 +59,41 @@ class DatabaseConfig(_Frozen):
 
 
 class WebConfig(_Frozen):
+    """Where the web app listens. Only loopback by default (T-H2): the kiosk's own browser is on the
+    same machine. Listening on any other address (a technician's tablet on the station LAN) is a
+    deliberate choice and needs ``tls_certfile`` and ``tls_keyfile``: staff logins never cross a
+    network in clear text."""
+
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     session_idle_seconds: float = Field(120.0, gt=0, le=120.0)
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
+
+    @property
+    def loopback_only(self) -> bool:
+        return is_loopback(self.host)
+
+    @model_validator(mode="after")
+    def _lan_needs_tls(self) -> WebConfig:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("web.tls_certfile and web.tls_keyfile go together")
+        if not self.loopback_only and self.tls_certfile is None:
+            raise ValueError(f"web.host = {self.host!r} exposes the kiosk beyond this machine: set "
+                             "web.tls_certfile and web.tls_keyfile, or keep host = '127.0.0.1'")
+        return self
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine reaches (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class SmsConfig(_Frozen):

@@ -27,6 +27,7 @@ from simulators.registry import run_simulator
 from simulators.wall import wall_router
 
 DEMO_LOGIN = "10000001"
+DEMO_TECHNICIAN = "demo.tech"
 
 
 @dataclass(frozen=True)
@@ -39,28 +40,42 @@ class DemoCredential:
 def ensure_demo_courier(config: Config) -> DemoCredential:
     """A demo courier with a random PIN, made on first run. The PIN is stored hashed in the
     database; for the demo it is also kept in a 0600 file beside it so ``make run`` can show it."""
+    return _ensure_demo_account(config, "courier", DEMO_LOGIN, "演示快递员", "DEMO", "demo-courier.txt",
+                                lambda: f"{secrets.randbelow(10 ** 8):08d}")
+
+
+def ensure_demo_technician(config: Config) -> DemoCredential:
+    """A demo technician with a random password, made on first run (kept like the courier's PIN)."""
+    return _ensure_demo_account(config, "technician", DEMO_TECHNICIAN, "演示技术员", "", "demo-technician.txt",
+                                lambda: secrets.token_urlsafe(12))
+
+
+def _ensure_demo_account(config: Config, role: str, login: str, name: str, carrier: str, note_name: str,
+                         make_secret: Any) -> DemoCredential:
     folder = config.database.path.parent
     folder.mkdir(parents=True, exist_ok=True)
-    note = folder / "demo-courier.txt"
+    note = folder / note_name
     conn = connect(config.database.path)
     try:
-        exists = conn.execute("SELECT 1 FROM couriers WHERE login = ?", (DEMO_LOGIN,)).fetchone()
+        exists = conn.execute("SELECT 1 FROM accounts WHERE login = ?", (login,)).fetchone()
         if exists and note.exists():
-            login, pin = note.read_text().split()
-            return DemoCredential(login, pin, False)
-        pin = f"{secrets.randbelow(10 ** 8):08d}"
+            saved_login, secret = note.read_text().split()
+            return DemoCredential(saved_login, secret, False)
+        secret = make_secret()
         conn.execute("BEGIN IMMEDIATE")
-        if exists:
-            conn.execute("DELETE FROM couriers WHERE login = ?", (DEMO_LOGIN,))
-        accounts.create_courier(conn, login=DEMO_LOGIN, name="演示快递员", carrier="DEMO", pin=pin,
-                                now=time.time(), actor="demo")
+        if exists:  # the note was lost: a new secret, so the demo can show one
+            conn.execute("UPDATE accounts SET secret_hash = ?, failed_logins = 0, locked_until = NULL"
+                         " WHERE login = ?", (accounts.hash_secret(secret), login))
+        else:
+            accounts.create_account(conn, role=role, login=login, name=name, carrier=carrier, secret=secret,
+                                    now=time.time(), actor="demo")
         conn.execute("COMMIT")
     finally:
         conn.close()
     fd = os.open(note, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
-        fh.write(f"{DEMO_LOGIN} {pin}\n")
-    return DemoCredential(DEMO_LOGIN, pin, True)
+        fh.write(f"{login} {secret}\n")
+    return DemoCredential(login, secret, True)
 
 
 class DemoStation:

@@ -21,6 +21,7 @@ from kiosk.terminal import Terminal
 from lockers.backup import run_daily
 from lockers.custody import Custody
 from lockers.db import Database
+from lockers.diagnostics import Diagnostics
 from lockers.doors import DoorMonitor
 from lockers.errors import StorageError
 from lockers.keys import DeviceKeys
@@ -95,6 +96,8 @@ class Station:
         self.terminal = Terminal(self.custody)
         await self.terminal.start()
         self.kiosk.custody, self.kiosk.terminal = self.custody, self.terminal
+        self.kiosk.diagnostics = Diagnostics(self.custody, devices=self.devices(),
+                                             config_summary=self.config_summary)
         if self.scanner is not None:
             self._scans = asyncio.create_task(self._route_scans(ScanRouter(self.custody, self.terminal)),
                                               name="scanner")
@@ -136,6 +139,27 @@ class Station:
             await bank.close()  # closing a bank that was never opened does nothing
         if self.sms:
             await self.sms.close()
+
+    def devices(self) -> dict[str, object]:
+        """The station's devices other than lock banks, by role, for diagnostics."""
+        out: dict[str, object] = {}
+        if self.scanner is not None:
+            out["scanner"] = self.scanner
+        return out
+
+    def config_summary(self) -> dict[str, object]:
+        """The configuration without secrets or personal data, for the support bundle."""
+        cfg = self.config
+        return {
+            "station": cfg.station.name, "source": str(cfg.source),
+            "banks": [{"name": b.name, "protocol": b.protocol, "boards": list(b.boards), "simulated": b.simulate}
+                      for b in cfg.banks],
+            "compartments": len(cfg.layout()),
+            "scanner": cfg.scanner.backend if cfg.scanner else None,
+            "sms": cfg.sms.backend,
+            "web": {"host": cfg.web.host, "port": cfg.web.port, "tls": cfg.web.tls_certfile is not None,
+                    "session_idle_seconds": cfg.web.session_idle_seconds},
+        }
 
     def app(self) -> FastAPI:
         """The web app; the station starts with the app's lifespan."""

@@ -412,7 +412,7 @@ async def run(spec: dict[str, Any]) -> int:
         with open(spec["findings"], "a", encoding="utf-8") as fh:
             fh.write(json.dumps({"trial": spec.get("trial"), "problems": problems}) + "\n")
     couriers = [Courier(r[0], r[1], r[2], r[3]) for r in await db.read(lambda c: c.execute(
-        "SELECT id, login, name, carrier FROM couriers ORDER BY id").fetchall())]
+        "SELECT id, login, name, carrier FROM accounts ORDER BY id").fetchall())]
     wall = httpx.AsyncClient(base_url=spec["wall_http"], timeout=5.0, verify=False)  # plain http
     phone = httpx.AsyncClient(base_url=spec["phone_url"], timeout=5.0, verify=False)
     life = Life(spec, custody, layout, couriers, wall, phone)

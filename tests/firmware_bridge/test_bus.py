@@ -177,3 +177,18 @@ async def test_latency_samples_are_kept(wired):
     assert summary["count"] == 3
     assert 0 < summary["min_ms"] <= summary["max_ms"] < 100
     assert bus.stats.as_dict()["replies"] == 3
+
+
+async def test_replies_and_timeouts_are_filed_per_board(wired):
+    sim, bus = wired
+    for _ in range(3):
+        await bus.transact(STATUS_0, cu16.decode_reply, expect=from_board(0), board=0)
+    await bus.transact(STATUS_1, cu16.decode_reply, expect=from_board(1), board=1)
+    sim.stop_answering()
+    with pytest.raises(LinkTimeout):
+        await bus.transact(STATUS_1, cu16.decode_reply, expect=from_board(1), timeout=0.03, retries=1, board=1)
+    zero, one = bus.stats.board(0).as_dict(), bus.stats.board(1).as_dict()
+    assert (zero["replies"], zero["timeouts"], one["replies"], one["timeouts"]) == (3, 0, 1, 2)
+    assert sum(zero["latency_histogram"].values()) == 3 and sum(one["latency_histogram"].values()) == 1
+    # 6 frames went out just now: the 10 s window sees all of them
+    assert bus.stats.frames_per_second(asyncio.get_running_loop().time()) == 0.6

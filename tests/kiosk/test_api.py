@@ -11,7 +11,7 @@ PIN = "24681357"
 RESIDENT_ROUTES = {"/healthz", "/api/pickups", "/api/screen", "/api/screen/dismiss", "/api/events",
                    "/api/courier/session:POST", "/api/screen/refuse", "/", "/pickup", "/courier", "/courier/deposit",
                    "/courier/retrieve", "/help",
-                   "/lang/{locale}"}
+                   "/lang/{locale}", "/technician", "/api/technician/session:POST"}
 
 
 async def login(station):

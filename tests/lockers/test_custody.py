@@ -266,7 +266,7 @@ async def test_custody_is_committed_before_the_door_moves(station, tmp_path):
                 " JOIN door_intents i ON i.parcel_id = p.id ORDER BY p.id DESC LIMIT 1").fetchone())
         finally:
             other.close()
-        await real_unlock(board, channel)
+        return await real_unlock(board, channel)
 
     station.bank._unlock = unlock_and_look
     courier = await station.make_courier()

@@ -79,7 +79,11 @@ def test_version_1_database_with_parcels_migrates_intact(tmp_path):
     conn.close()
     conn = db.connect(path)
     try:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(db.MIGRATIONS)
+        # migration 3: the couriers table became accounts, the parcel still points at its courier
+        assert tuple(conn.execute("SELECT login, role FROM accounts").fetchone()) == ("1000", "courier")
+        assert conn.execute("SELECT a.login FROM parcels p JOIN accounts a ON a.id = p.courier_id").fetchone()[0] == "1000"
+        assert "accounts" in conn.execute("SELECT sql FROM sqlite_master WHERE name = 'parcels'").fetchone()[0]
         row = conn.execute("SELECT tracking_no, state, code_hmac, token_hmac FROM parcels").fetchone()
         assert tuple(row) == ("SF1", "stored", b"\x02", None)
         assert conn.execute("SELECT purpose FROM door_intents").fetchone()[0] == "deposit"

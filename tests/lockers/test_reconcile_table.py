@@ -72,7 +72,7 @@ def build(conn, db_state: str, intent: str, keys: DeviceKeys) -> None:
                  ({"free": "free", "reserved": "reserved", "deposit": "reserved", "fault": "check_required"}
                   .get(db_state, "occupied"),))
     conn.execute("INSERT INTO compartments (label, bank, board, channel, size) VALUES ('A02', 'A', 0, 1, 'M')")
-    conn.execute("INSERT INTO couriers (login, name, carrier, secret_hash, created_at) VALUES ('1000', 'c', 'SF', 'x', 0)")
+    conn.execute("INSERT INTO accounts (login, name, carrier, secret_hash, created_at) VALUES ('1000', 'c', 'SF', 'x', 0)")
     parcel = None
     if db_state != "free":
         state = {"reserved": "depositing", "deposit": "depositing", "pickup": "picking_up"}.get(db_state, "stored")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sqlite3
@@ -16,9 +17,10 @@ ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-c", "from postkiosk.cli import main; main()"]
 
 
-def cli(*args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, env: dict[str, str] | None = None, check: bool = True,
+        input: str | None = None) -> subprocess.CompletedProcess[str]:
     result = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60, cwd=ROOT,
-                            env={**os.environ, **(env or {})})
+                            env={**os.environ, **(env or {})}, input=input)
     if check and result.returncode != 0:
         raise AssertionError(f"{args} exited {result.returncode}: {result.stdout}{result.stderr}")
     return result
@@ -47,7 +49,8 @@ def test_a_bad_config_file_is_refused_with_a_clear_error(tmp_path):
 
 def test_courier_created_by_admin_and_journal_verified(tmp_path):
     env = {"POSTKIOSK_DATABASE__PATH": str(tmp_path / "pk.sqlite3")}
-    out = cli("admin", "add-courier", "--login", "20001234", "--name", "张三", "--carrier", "SF", env=env).stdout
+    out = cli("admin", "add-user", "--role", "courier", "--login", "20001234", "--name", "张三", "--carrier", "SF",
+              env=env).stdout
     assert "20001234" in out and "PIN" in out
     assert "chain intact" in cli("journal", "verify", env=env).stdout
     conn = sqlite3.connect(tmp_path / "pk.sqlite3")
@@ -94,3 +97,23 @@ async def test_simulator_runs_as_its_own_process_and_the_driver_talks_to_it():
             proc.kill()
             proc.wait()
         proc.stdout.close()
+
+
+def test_technicians_and_staff_are_named_people_with_strong_passwords(tmp_path):
+    env = {"POSTKIOSK_DATABASE__PATH": str(tmp_path / "pk.sqlite3")}
+    out = cli("admin", "add-user", "--role", "technician", "--login", "li.wei", "--name", "李伟", env=env).stdout
+    assert "li.wei" in out and "password" in out
+    weak = cli("admin", "add-user", "--role", "staff", "--login", "wang", "--name", "王", "--password-stdin",
+               env=env, input="short\n", check=False)
+    assert weak.returncode != 0 and "at least 10 characters" in weak.stderr + weak.stdout
+    taken = cli("admin", "add-user", "--role", "staff", "--login", "li.wei", "--name", "x", env=env, check=False)
+    assert taken.returncode != 0 and "taken" in taken.stderr + taken.stdout
+    no_carrier = cli("admin", "add-user", "--role", "courier", "--login", "2000", "--name", "x", env=env, check=False)
+    assert no_carrier.returncode != 0 and "carrier" in no_carrier.stderr + no_carrier.stdout
+    listed = json.loads(cli("admin", "list-users", "--json", env=env).stdout)
+    assert listed == [{"login": "li.wei", "name": "李伟", "role": "technician", "carrier": "",
+                       "created_at": listed[0]["created_at"], "locked": False}]
+    conn = sqlite3.connect(tmp_path / "pk.sqlite3")
+    stored = conn.execute("SELECT secret_hash FROM accounts").fetchone()[0]
+    conn.close()
+    assert stored.startswith("$argon2id$")
