@@ -11,3 +11,7 @@ import typer
 
 app = typer.Typer(help="Diagnostics: test devices on the bench, or inspect the running station.",
                   no_args_is_help=True)
+
+from postkiosk import diag_station  # noqa: E402
+
+diag_station.register(app)
