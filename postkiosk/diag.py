@@ -15,3 +15,7 @@ app = typer.Typer(help="Diagnostics: test devices on the bench, or inspect the r
 from postkiosk import diag_station  # noqa: E402
 
 diag_station.register(app)
+
+from postkiosk import diag_idcard  # noqa: E402
+
+app.add_typer(diag_idcard.app, name="idcard")
