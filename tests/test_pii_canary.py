@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import os
 import random
 import re
@@ -18,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import httpx
@@ -122,6 +124,16 @@ def test_no_phone_number_in_plaintext_anywhere(tmp_path):
                       if row["parcel"] and row["parcel"]["state"] == "stored"]
             call("POST", f"/api/parcels/{stored[0]}/notice", headers=auth)
             time.sleep(0.5)
+            # the technician's views of the same station: doors, journal, self-test, support bundle
+            tech_login, tech_password = (data / "demo-technician.txt").read_text().split()
+            tech = call("POST", "/api/technician/session", json={"login": tech_login, "password": tech_password})
+            tech_auth = {"Authorization": f"Bearer {tech.json()['token']}"}
+            for url in ("/api/tech/doors", "/api/tech/logs?limit=1000", "/api/tech/station", "/api/tech/bus",
+                        "/api/tech/selftest", "/technician"):
+                assert call("GET", url, headers=tech_auth).status_code == 200, url
+            export = call("GET", "/api/tech/export", headers=tech_auth)
+            with zipfile.ZipFile(io.BytesIO(export.content)) as bundle:
+                bodies.extend(bundle.read(name) for name in bundle.namelist())
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
