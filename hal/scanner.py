@@ -5,7 +5,8 @@
 Subclasses must override:
     ``_open()``, ``_close()``, ``_read(timeout)``.
 Subclasses may override:
-    ``describe()`` to report model or link details for diagnostics.
+    ``describe()`` to report model or link details for diagnostics;
+    ``_trigger(on)`` for scanners the host can trigger (the default says there is no such thing).
 
 Policy that lives here, not in backends: the open check, the clock that stamps each code, logging
 (never the content: a code may be a pickup token or personal data), and ending the async iterator
@@ -92,6 +93,18 @@ class CodeScanner(Device):
     def describe(self) -> dict[str, str]:
         """Model and link details for diagnostics."""
         return {"backend": type(self).__name__}
+
+    async def trigger(self, on: bool = True) -> None:
+        """Start (``on``) or stop a scan from the host, for scanners in host/serial trigger mode; the
+        code then comes through :meth:`read`. Raises ``DeviceUnavailable`` for a scanner without a
+        host trigger, ``DeviceIOError`` (``DeviceTimeout``) when the scanner refuses or does not answer."""
+        if not self._is_open:
+            raise RuntimeError("scanner is not open")
+        await self._trigger(on)
+        log.debug("trigger %s", "on" if on else "off")
+
+    async def _trigger(self, on: bool) -> None:
+        raise DeviceUnavailable(f"{type(self).__name__} cannot be triggered by the host")
 
     @abc.abstractmethod
     async def _read(self, timeout: float | None) -> ScannedCode | None:
@@ -202,6 +215,10 @@ class SerialLineScanner(CodeScanner):
 #: backend name -> "module:Class", imported only when configured (python-can's BACKENDS table).
 BACKENDS: dict[str, str] = {
     "serial-line": "hal.scanner:SerialLineScanner",
+    "honeywell": "hal.scanner_triggered:HoneywellScanner",
+    "zebra-ssi": "hal.scanner_triggered:SsiScanner",
+    "gm65": "hal.scanner_triggered:Gm65Scanner",
+    "hid": "hal.scanner_hid:HidKeyboardScanner",
 }
 
 

@@ -57,6 +57,8 @@ class Terminal:
         self.result_seconds = result_seconds
         self.screen = Screen()
         self._subscribers: set[asyncio.Queue[tuple[str, dict[str, Any]]]] = set()
+        # listening pages, in the order they connected: the last one is the page on show
+        self._pages: dict[asyncio.Queue[tuple[str, dict[str, Any]]], str] = {}
         self._task: asyncio.Task[None] | None = None
         self._home_timer: asyncio.TimerHandle | None = None
 
@@ -72,18 +74,42 @@ class Terminal:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def subscribe(self) -> asyncio.Queue[tuple[str, dict[str, Any]]]:
+    def subscribe(self, page: str | None = None) -> asyncio.Queue[tuple[str, dict[str, Any]]]:
+        """A queue of ``(event, data)``. ``page`` names the page that listens (``kiosk.scans.PAGES``):
+        the page that subscribed last and still listens is :attr:`page`, where scans are routed."""
         queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(maxsize=256)
         self._subscribers.add(queue)
+        if page is not None:
+            self._pages[queue] = page
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue[tuple[str, dict[str, Any]]]) -> None:
         self._subscribers.discard(queue)
+        self._pages.pop(queue, None)
+
+    @property
+    def page(self) -> str | None:
+        """The page the kiosk's browser shows (the last one to connect), None when no page listens."""
+        return next(reversed(self._pages.values()), None)
+
+    def publish_to_page(self, page: str, event: str, data: dict[str, Any]) -> int:
+        """Send an event only to the listeners of ``page`` (a scanned waybill for the deposit page);
+        returns how many got it."""
+        sent = 0
+        for queue, name in list(self._pages.items()):
+            if name != page:
+                continue
+            if queue.full():
+                self.unsubscribe(queue)
+            else:
+                queue.put_nowait((event, data))
+                sent += 1
+        return sent
 
     def _publish(self, event: str, data: dict[str, Any]) -> None:
         for queue in list(self._subscribers):
             if queue.full():  # a stalled browser must not grow memory; it reloads and catches up
-                self._subscribers.discard(queue)
+                self.unsubscribe(queue)
             else:
                 queue.put_nowait((event, data))
 

@@ -19,3 +19,8 @@ diag_station.register(app)
 from postkiosk import diag_idcard  # noqa: E402
 
 app.add_typer(diag_idcard.app, name="idcard")
+
+from postkiosk import diag_classify, diag_scanner  # noqa: E402
+
+diag_classify.register(app)
+app.add_typer(diag_scanner.app, name="scanner")

@@ -48,6 +48,7 @@ class LineScannerSimulator:
         self.state = ScannerSimState(suffix=_suffix(suffix), aim_ids=aim_ids)
         self.received = bytearray()
         self.sent: list[bytes] = []
+        self.connections = 0  # hosts that connected so far (a pty counts once, at start)
         self._transports: list[PtyEndpoint | TcpEndpoint] = []
 
     def scan(self, text: str, symbology: str | None = None, suffix: str | bytes | None = None) -> bytes:
@@ -82,7 +83,10 @@ class LineScannerSimulator:
         self.received += data
 
     def _connect(self, write: object, name: str) -> _HostConnection | None:
-        return None if self.state.unplugged else _HostConnection(self)
+        if self.state.unplugged:
+            return None
+        self.connections += 1
+        return _HostConnection(self)
 
     async def serve_pty(self) -> PtyEndpoint:
         return await self._serve(PtyEndpoint(self.NAME, self._connect))
@@ -145,7 +149,11 @@ class RunningLineScannerSim:
 async def run_line_scanner_sim(transport: str = "pty", *, suffix: str | bytes = "cr",
                                aim_ids: bool = False) -> RunningLineScannerSim:
     """Start a scanner simulator on ``transport``: "pty", or "tcp", "tcp:PORT", "tcp:HOST:PORT"."""
-    sim = LineScannerSimulator(suffix=suffix, aim_ids=aim_ids)
+    return await serve_scanner(LineScannerSimulator(suffix=suffix, aim_ids=aim_ids), transport)
+
+
+async def serve_scanner(sim: LineScannerSimulator, transport: str = "pty") -> RunningLineScannerSim:
+    """Start ``sim`` (this simulator or a subclass) on ``transport``: "pty", or "tcp:HOST:PORT"."""
     kind, _, where = transport.partition(":")
     if kind == "pty" and not where:
         served: PtyEndpoint | TcpEndpoint = await sim.serve_pty()

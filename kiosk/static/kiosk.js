@@ -41,11 +41,18 @@ document.querySelectorAll("[data-keypad]").forEach((pad) => {
   });
 });
 
-// ---- following the service: a screen change moves this page; door events update the door line
+// ---- following the service: a screen change moves this page; door events update the door line.
+// The page says which page it is, so the service routes scanned codes to it: "scan" (a waybill for the
+// deposit page) and "scan_rejected" (why a read does nothing here) come as DOM events kiosk-scan and
+// kiosk-scan-rejected; by default a rejection is shown in the page's message line.
 let lastVersion = version;
+const scanPage = { "deposit": "courier_deposit", "courier-login": "courier_login", "retrieve": "courier_retrieve" }[page] || page;
+function messageLine() {
+  return document.getElementById("message") || document.querySelector(".step:not([hidden]) .message");
+}
 function follow() {
   const offline = document.getElementById("offline");
-  const source = new EventSource("/api/events");
+  const source = new EventSource("/api/events?page=" + encodeURIComponent(scanPage || ""));
   source.addEventListener("open", () => { if (offline) offline.hidden = true; });
   source.addEventListener("error", () => { if (offline) offline.hidden = false; });
   source.addEventListener("screen", (event) => {
@@ -67,6 +74,14 @@ function follow() {
   source.addEventListener("door", (event) => {
     const data = JSON.parse(event.data);
     updateDoor(data.compartment, data.door);
+  });
+  source.addEventListener("scan", (event) => {
+    document.dispatchEvent(new CustomEvent("kiosk-scan", { detail: JSON.parse(event.data) }));
+  });
+  source.addEventListener("scan_rejected", (event) => {
+    const data = JSON.parse(event.data);
+    say(messageLine(), data.message);
+    document.dispatchEvent(new CustomEvent("kiosk-scan-rejected", { detail: data }));
   });
 }
 function updateDoor(compartment, state) {
@@ -103,6 +118,10 @@ if (page === "pickup") {
   input.addEventListener("input", () => {
     input.value = input.value.replace(/\D/g, "").slice(0, 8);
     open.disabled = input.value.length !== 8 || pausedFor > 0;
+  });
+  // a scanned pickup code that was refused: too many wrong codes pause the keypad here too
+  document.addEventListener("kiosk-scan-rejected", (event) => {
+    if (event.detail.retry_after) { pausedFor = event.detail.retry_after; tickPause(); }
   });
   open.addEventListener("click", async () => {
     open.disabled = true;
@@ -180,6 +199,15 @@ if (page === "deposit") {
     const target = field === "tracking" ? 1 : field === "phone" ? 2 : 3;
     show(target);
     say(messageFor(field) || messageFor("size"), r.data.message);
+  });
+  // a waybill scanned while this page shows fills the tracking number (the service routes it here)
+  document.addEventListener("kiosk-scan", (event) => {
+    const data = event.detail;
+    tracking.value = String(data.number || "").slice(0, tracking.maxLength > 0 ? tracking.maxLength : 32);
+    tracking.dispatchEvent(new Event("input"));
+    document.querySelectorAll(".message").forEach((m) => say(m, ""));
+    show(1);
+    say(document.getElementById("scan-note"), data.message);
   });
   document.getElementById("logout").addEventListener("click", async () => {
     await api("DELETE", "/api/courier/session");
