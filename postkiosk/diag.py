@@ -24,3 +24,8 @@ from postkiosk import diag_classify, diag_scanner  # noqa: E402
 
 diag_classify.register(app)
 app.add_typer(diag_scanner.app, name="scanner")
+
+from postkiosk import diag_busmon, diag_lock  # noqa: E402
+
+app.add_typer(diag_lock.app, name="lock")
+app.command("bus-monitor")(diag_busmon.bus_monitor)
