@@ -32,7 +32,7 @@ class KerongCU12Bank(BusLockBank):
     """A bus of Kerong CU12 boards (addresses 0-15, 12 locks each, no item sensors).
 
     ``unlock_settle`` (seconds) is how long the bus listens for the unlock acknowledgement.
-    ``data_position``: where DATA sits in a frame (``cu12.DataPosition``), BEFORE_SUM by default.
+    ``data_position``: where DATA sits in a frame (``cu12.DataPosition``), AFTER_SUM by default.
     """
 
     MODEL = "Kerong CU12"
