@@ -14,3 +14,4 @@ setup:
 bench: setup
 	.venv/bin/python bench/lock_bus.py
 	.venv/bin/python bench/custody_history.py
+	.venv/bin/python bench/camera.py

@@ -219,6 +219,7 @@ BACKENDS: dict[str, str] = {
     "zebra-ssi": "hal.scanner_triggered:SsiScanner",
     "gm65": "hal.scanner_triggered:Gm65Scanner",
     "hid": "hal.scanner_hid:HidKeyboardScanner",
+    "camera": "hal.camera_scanner:CameraScanner",
 }
 
 

@@ -29,3 +29,7 @@ from postkiosk import diag_busmon, diag_lock  # noqa: E402
 
 app.add_typer(diag_lock.app, name="lock")
 app.command("bus-monitor")(diag_busmon.bus_monitor)
+
+from postkiosk import diag_scan  # noqa: E402
+
+app.add_typer(diag_scan.app, name="scan")
