@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import select
 from typing import Any
 
 import serial
@@ -23,6 +24,9 @@ from firmware_bridge.errors import LinkError, LinkOpenError, LinkTimeout
 log = logging.getLogger(__name__)
 
 _LINK_FAILURES = (serial.SerialException, OSError, RuntimeError)
+
+#: long writes are handed to the transport this many bytes at a time, each when the port is writable
+WRITE_CHUNK = 1024
 
 
 class SerialLink:
@@ -104,19 +108,55 @@ class SerialLink:
             raise LinkError(f"{self.url} is not open")
         return self._reader, self._writer
 
+    def out_waiting(self) -> int | None:
+        """Bytes the OS still holds for the wire (a tty's output queue), or None when the link cannot
+        tell (``socket://``) or is closed."""
+        try:
+            return self._writer.transport.serial.out_waiting  # type: ignore[union-attr]
+        except Exception:  # no such attribute on this transport, or the ioctl failed
+            return None
+
     async def write(self, data: bytes) -> None:
-        """Hand ``data`` to the port and wait until the OS has taken it (not until it is on the wire)."""
+        """Hand ``data`` to the port and wait until the OS has taken it (not until it is on the wire).
+
+        pyserial-asyncio-fast puts the port in non-blocking mode (``write_timeout = 0``), and in that
+        mode pyserial 3.5 retries a write the OS refuses (EAGAIN, a full output buffer) in a busy
+        loop: the whole event loop would freeze for as long as the device is slower than we are (a
+        printer taking a raster, a pty nobody reads). So data goes in chunks of ``WRITE_CHUNK``,
+        each handed over only when the port is writable, which makes the first ``os.write`` take
+        at least one byte; the transport keeps the rest and writes it when the port is ready.
+        ``write_timeout`` bounds each wait, so a device that stops taking data raises
+        ``LinkTimeout`` instead of hanging.
+        """
         reader, writer = self._require_open()
         if writer.transport.is_closing() or reader.at_eof():
             raise LinkError(f"{self.url} was closed")
+        loop = asyncio.get_running_loop()
         try:
-            writer.write(data)
+            for start in range(0, max(len(data), 1), WRITE_CHUNK):
+                deadline = loop.time() + self.write_timeout
+                while writer.transport.get_write_buffer_size() or not self._writable(writer):
+                    if loop.time() > deadline:
+                        raise LinkTimeout(f"{self.url} took no data for {self.write_timeout} s")
+                    await asyncio.sleep(0.002)
+                writer.write(data[start:start + WRITE_CHUNK])
             async with asyncio.timeout(self.write_timeout):
                 await writer.drain()
         except TimeoutError as err:
+            if isinstance(err, LinkTimeout):
+                raise
             raise LinkTimeout(f"write to {self.url} did not complete in {self.write_timeout} s") from err
         except _LINK_FAILURES as err:
             raise LinkError(f"write to {self.url} failed: {err}") from err
+
+    @staticmethod
+    def _writable(writer: asyncio.StreamWriter) -> bool:
+        """True when the OS would take at least one byte now."""
+        try:
+            fd = writer.transport.serial.fileno()  # type: ignore[attr-defined]
+        except Exception:  # a transport without a file descriptor: let the transport cope
+            return True
+        return bool(select.select([], [fd], [], 0)[1])
 
     async def read(self, timeout: float | None, max_bytes: int = 4096) -> bytes:
         """Up to ``max_bytes`` as soon as at least one byte is there.

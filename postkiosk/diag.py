@@ -33,3 +33,8 @@ app.command("bus-monitor")(diag_busmon.bus_monitor)
 from postkiosk import diag_scan  # noqa: E402
 
 app.add_typer(diag_scan.app, name="scan")
+
+from postkiosk import diag_printer, diag_scale  # noqa: E402
+
+app.add_typer(diag_printer.app, name="printer")
+app.add_typer(diag_scale.app, name="scale")

@@ -94,3 +94,68 @@ async def test_peer_going_away_is_a_link_error(sim_url):
                 await link.write(b"\x02\x00\x30\x03\x35")
     finally:
         await link.close()
+
+
+async def test_a_device_that_takes_no_data_times_out_without_freezing_the_loop():
+    """pyserial retries a non-blocking write into a full OS queue in a busy loop; the link must wait
+    for room instead, so other tasks keep running and a stuck device ends in LinkTimeout."""
+    import os
+    import tty
+
+    controller, device = os.openpty()
+    tty.setraw(device)
+    ticks = 0
+
+    async def ticker():
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    task = asyncio.create_task(ticker())
+    link = SerialLink(os.ttyname(device), 115200, write_timeout=0.3, exclusive=False)
+    try:
+        await link.open()
+        with pytest.raises(LinkTimeout):
+            await link.write(bytes(200_000))  # nobody reads the controller side
+        assert ticks >= 10, "the event loop was blocked while the write waited"
+    finally:
+        task.cancel()
+        await link.close()
+        os.close(controller)
+        os.close(device)
+
+
+async def test_a_long_write_arrives_whole_when_the_device_reads():
+    import os
+    import tty
+
+    controller, device = os.openpty()
+    tty.setraw(device)
+    tty.setraw(controller)
+    os.set_blocking(controller, False)
+    payload = bytes(range(256)) * 400  # 100 KB, far more than a pty buffers
+    received = bytearray()
+    loop = asyncio.get_running_loop()
+
+    def drain() -> None:
+        try:
+            received.extend(os.read(controller, 65536))
+        except BlockingIOError:
+            pass
+
+    loop.add_reader(controller, drain)
+    link = SerialLink(os.ttyname(device), 115200, write_timeout=2.0, exclusive=False)
+    try:
+        await link.open()
+        await link.write(payload)
+        for _ in range(200):
+            if len(received) >= len(payload):
+                break
+            await asyncio.sleep(0.01)
+        assert bytes(received) == payload
+    finally:
+        loop.remove_reader(controller)
+        await link.close()
+        os.close(controller)
+        os.close(device)
