@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from hal.errors import HalError
 from kiosk.errors import StaffLoginFailed
 from kiosk.sessions import SESSION_COOKIE, RequireRole, Session
 from lockers import maintenance
@@ -31,6 +32,13 @@ class TechLoginIn(BaseModel):
 
 class PulseIn(BaseModel):
     reason: str = Field(min_length=1, max_length=200, description="why the door is tested (journaled)")
+
+
+class PrinterTestIn(BaseModel):
+    printer: str | None = Field(None, description="receipt_printer or label_printer (default: the first configured)")
+
+
+PRINTERS = ("receipt_printer", "label_printer")
 
 
 class OpenAllIn(BaseModel):
@@ -113,13 +121,23 @@ def technician_router(page: Any) -> APIRouter:
         return {"results": results}
 
     @router.post("/api/tech/printer/test", tags=["technician"])
-    async def printer_test(request: Request, session: TechSession) -> dict[str, Any]:
-        """Print the test page on the station's printer."""
-        printer = diagnostics(request).devices.get("printer")
-        if printer is None:
-            raise InvalidInput("printer", "no printer is configured on this station")
-        await printer.test_page()
-        return {"printed": True}
+    async def printer_test(request: Request, body: PrinterTestIn, session: TechSession) -> JSONResponse:
+        """Print the test page (station name, time, a Code 128, a QR, a Chinese line, a ruler) on
+        ``printer`` ("receipt_printer" or "label_printer"; default: the first configured)."""
+        devices = diagnostics(request).devices
+        names = [name for name in PRINTERS if name in devices]
+        name = body.printer or (names[0] if names else None)
+        if name not in names:
+            raise InvalidInput("printer", "no such printer is configured on this station")
+        device = getattr(devices[name], "device", devices[name])
+        try:
+            if not device.is_open:
+                await device.open()
+            await device.test_page(station=request.app.state.kiosk.station_name)
+        except HalError as err:  # out of paper, cover open, unplugged: the technician needs the reason
+            return JSONResponse({"error": "printer_failed", "printer": name, "message": f"{name}: {err}"},
+                                status_code=503)
+        return JSONResponse({"printed": True, "printer": name})
 
     @router.get("/api/tech/selftest", tags=["technician"])
     async def selftest(request: Request, session: TechSession) -> dict[str, Any]:

@@ -90,6 +90,8 @@ def run(config: ConfigOpt = None, host: Annotated[Optional[str], typer.Option(he
                 console.print(f"  API documentation: http://{host}:{port}/docs")
                 for name, url in urls.items():
                     console.print(f"  lock bank {name}:      Kerong CU16 simulator on {url}")
+                for name, sim in demo.device_sims.items():
+                    console.print(f"  {name.replace('_', ' ') + ':':18}{type(sim.sim).__name__} on {sim.url}")
                 console.print(f"  database:         {cfg.database.path}")
                 console.print(f"  courier login:    number [bold]{credential.login}[/], PIN [bold]{credential.pin}[/]"
                               f"  ({'made just now' if credential.created_now else 'made on first run'};"

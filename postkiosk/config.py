@@ -30,6 +30,15 @@ from lockers.custody import SIZES, CompartmentSpec, CustodySettings
 
 DEMO_SIZES = "S S S S M M M M L L L L XL XL S M"
 DEMO_SCANNER = {"backend": "serial-line", "simulate": True}
+#: every device of the built-in demo, each on its wire-level simulator
+DEMO_DEVICES = {
+    "scanner": DEMO_SCANNER,
+    "idcard": {"simulate": True},
+    "receipt_printer": {"protocol": "escpos", "profile": "receipt-80mm", "simulate": True},
+    "label_printer": {"protocol": "tspl", "profile": "label-76x130", "simulate": True},
+    "scale": {"simulate": True},
+    "camera": {"simulate": True},
+}
 
 
 class _Frozen(BaseModel):
@@ -107,6 +116,52 @@ class SmsConfig(_Frozen):
         if self.backend == "webhook" and not self.url:
             raise ValueError("sms.backend = 'webhook' needs sms.url")
         return self
+
+
+class SerialDeviceConfig(_Frozen):
+    """A device on a serial or USB-CDC port: ``url`` is anything ``serial.serial_for_url`` opens;
+    ``simulate = true`` makes ``postkiosk run`` start its wire-level simulator on a pty instead.
+    ``baudrate``: None for what the device ships with."""
+
+    url: str | None = None
+    simulate: bool = False
+    baudrate: int | None = None
+
+    @model_validator(mode="after")
+    def _needs_url(self) -> SerialDeviceConfig:
+        if not self.simulate and not self.url:
+            raise ValueError("give a url, or simulate = true")
+        return self
+
+
+class IdCardConfig(SerialDeviceConfig):
+    """The second-generation ID card reader (SAM module, 115200 8N1)."""
+
+    backend: Literal["samv-serial"] = "samv-serial"
+
+
+class PrinterConfig(SerialDeviceConfig):
+    """A thermal printer: ``protocol`` "escpos" (receipts) or "tspl" (labels); ``profile`` names the
+    paper: "receipt-80mm", "receipt-58mm", "label-76x130", "label-100x150"."""
+
+    protocol: Literal["escpos", "tspl"] = "escpos"
+    profile: str | None = None
+
+
+class ScaleConfig(SerialDeviceConfig):
+    """A scale streaming ``ST,GS,+  1.234kg`` lines."""
+
+    backend: Literal["serial-lines"] = "serial-lines"
+
+
+class CameraConfig(_Frozen):
+    """The surveillance camera (posting is refused while it is down). ``source``: what OpenCV opens, a
+    device index (0 = /dev/video0), a path or a stream URL. ``simulate = true``: the demo plays
+    generated frames instead."""
+
+    backend: Literal["opencv"] = "opencv"
+    source: int | str = 0
+    simulate: bool = False
 
 
 class ScannerConfig(_Frozen):
@@ -246,6 +301,11 @@ class Config(BaseSettings):
     sms: SmsConfig = SmsConfig()
     banks: tuple[BankConfig, ...] = Field(default_factory=_demo_banks)
     scanner: ScannerConfig | None = None
+    idcard: IdCardConfig | None = None
+    receipt_printer: PrinterConfig | None = None
+    label_printer: PrinterConfig | None = None
+    scale: ScaleConfig | None = None
+    camera: CameraConfig | None = None
     source: str = "built-in demo configuration"
 
     @field_validator("banks")
@@ -274,7 +334,8 @@ class Config(BaseSettings):
 
     @property
     def is_demo(self) -> bool:
-        return any(bank.simulate for bank in self.banks) or bool(self.scanner and self.scanner.simulate)
+        devices = (self.scanner, self.idcard, self.receipt_printer, self.label_printer, self.scale, self.camera)
+        return any(bank.simulate for bank in self.banks) or any(d is not None and d.simulate for d in devices)
 
 
 def load(path: str | os.PathLike[str] | None = None) -> Config:
@@ -292,7 +353,7 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
             raise SystemExit(f"configuration file {file} is not valid TOML: {err}") from None
         data["source"] = str(file)
     else:
-        data["scanner"] = DEMO_SCANNER
+        data.update(DEMO_DEVICES)
     return Config(**data)
 
 

@@ -22,7 +22,12 @@ from lockers import accounts
 from lockers.db import connect
 from postkiosk.config import Config
 from postkiosk.service import Station
+from simulators.camera import SimulatedCamera, idle_frame
+from simulators.escpos_printer import run_escpos_printer_sim
+from simulators.idcard import run_idcard_sim
 from simulators.line_scanner import RunningLineScannerSim, run_line_scanner_sim
+from simulators.scale import run_scale_sim
+from simulators.tspl_printer import run_tspl_printer_sim
 from simulators.registry import run_simulator
 from simulators.wall import wall_router
 
@@ -87,6 +92,8 @@ class DemoStation:
         self.sms = LogSmsGateway() if config.sms.backend == "log" else None
         self.station: Station | None = None
         self.scanner_sim: RunningLineScannerSim | None = None
+        self.device_sims: dict[str, Any] = {}  # ID-card reader, printers, scale: name -> running simulator
+        self.camera: SimulatedCamera | None = None
 
     async def start_simulators(self) -> dict[str, str]:
         """Start the simulators; returns the lock banks' URLs (the scanner's is :attr:`scanner_sim`)."""
@@ -98,6 +105,16 @@ class DemoStation:
         scanner = self.config.scanner
         if scanner is not None and scanner.simulate:
             self.scanner_sim = await run_line_scanner_sim("pty", suffix=scanner.suffix, aim_ids=scanner.aim_ids)
+        cfg = self.config
+        runners = {"idcard": (cfg.idcard, lambda: run_idcard_sim("pty")),
+                   "receipt_printer": (cfg.receipt_printer, lambda: run_escpos_printer_sim("pty")),
+                   "label_printer": (cfg.label_printer, lambda: run_tspl_printer_sim("pty")),
+                   "scale": (cfg.scale, lambda: run_scale_sim("pty"))}
+        for name, (section, run) in runners.items():
+            if section is not None and section.simulate:
+                self.device_sims[name] = await run()
+        if cfg.camera is not None and cfg.camera.simulate:
+            self.camera = SimulatedCamera([idle_frame()], loop=True)
         return {name: sim.url for name, sim in self.sims.items()}
 
     async def close_simulators(self) -> None:
@@ -105,10 +122,14 @@ class DemoStation:
             await sim.close()
         if self.scanner_sim is not None:
             await self.scanner_sim.close()
+        for sim in self.device_sims.values():
+            await sim.close()
 
     def app(self, urls: dict[str, str]) -> FastAPI:
         self.station = Station(self.config, bank_urls=urls, sms=self.sms,
-                               scanner_url=self.scanner_sim.url if self.scanner_sim else None)
+                               scanner_url=self.scanner_sim.url if self.scanner_sim else None,
+                               device_urls={name: sim.url for name, sim in self.device_sims.items()},
+                               prebuilt={"camera": self.camera} if self.camera is not None else {})
         app = self.station.app()
         specs = {(s.bank, s.board, s.channel): s.label for s in self.config.layout()}
         inbox = (lambda: list(reversed(self.sms.recent))) if isinstance(self.sms, LogSmsGateway) else None

@@ -26,6 +26,7 @@ from lockers.doors import DoorMonitor
 from lockers.errors import StorageError
 from lockers.keys import DeviceKeys
 from postkiosk.config import Config
+from postkiosk.devices import build_devices
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ class Station:
     sms: SmsGateway | None = None
     banks: dict[str, LockBank] = field(default_factory=dict)
     scanner_url: str | None = None
+    device_urls: dict[str, str] = field(default_factory=dict)  # simulated devices' URLs (the demo)
+    prebuilt: dict[str, object] = field(default_factory=dict)  # ready device objects (the demo's camera)
 
     def __post_init__(self) -> None:
         if self.sms is None:
@@ -62,6 +65,7 @@ class Station:
                 raise SystemExit("the scanner is simulated, but no simulator is running for it")
             self.scanner = code_scanner(self.config.scanner.backend, **self.config.scanner.options(url))
         self._scans: asyncio.Task[None] | None = None
+        self.peripherals = build_devices(self.config, self.device_urls, self.prebuilt)
         self.db = Database(self.config.database.path)
         self.custody: Custody | None = None
         self.terminal: Terminal | None = None
@@ -85,6 +89,8 @@ class Station:
             return
         for bank in self.banks.values():
             await bank.open()
+        for device in self.peripherals.values():
+            await device.open()
         keys = DeviceKeys.load_or_create(self.config.database.resolved_key_file)
         self.custody = Custody(db=self.db, keys=keys, layout=self.config.layout(),
                                doors=DoorMonitor(self.banks), sms=self.sms,
@@ -137,6 +143,8 @@ class Station:
         await self.db.close()
         for bank in self.banks.values():
             await bank.close()  # closing a bank that was never opened does nothing
+        for device in self.peripherals.values():
+            await device.close()
         if self.sms:
             await self.sms.close()
 
@@ -145,6 +153,7 @@ class Station:
         out: dict[str, object] = {}
         if self.scanner is not None:
             out["scanner"] = self.scanner
+        out.update(self.peripherals)
         return out
 
     def config_summary(self) -> dict[str, object]:
@@ -156,6 +165,7 @@ class Station:
                       for b in cfg.banks],
             "compartments": len(cfg.layout()),
             "scanner": cfg.scanner.backend if cfg.scanner else None,
+            "devices": {name: device.describe() for name, device in self.peripherals.items()},
             "sms": cfg.sms.backend,
             "web": {"host": cfg.web.host, "port": cfg.web.port, "tls": cfg.web.tls_certfile is not None,
                     "session_idle_seconds": cfg.web.session_idle_seconds},

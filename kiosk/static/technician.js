@@ -140,7 +140,7 @@ if (page === "technician") {
     } catch (err) { say(err.message); }
   });
   document.getElementById("printer-test").addEventListener("click", async () => {
-    try { await api("POST", "/api/tech/printer/test"); say(texts.printed, true); } catch (err) { say(err.message); }
+    try { await api("POST", "/api/tech/printer/test", {}); say(texts.printed, true); } catch (err) { say(err.message); }
   });
   document.getElementById("selftest").addEventListener("click", async () => {
     try {

@@ -173,7 +173,7 @@ async def test_logs_and_support_bundle_hold_no_personal_data(tech):
 
 
 async def test_printer_test_without_a_printer_says_so(tech):
-    r = await tech.client.post("/api/tech/printer/test", headers={**tech.tech_auth, "Cookie": "pk_lang=en"})
+    r = await tech.client.post("/api/tech/printer/test", json={}, headers={**tech.tech_auth, "Cookie": "pk_lang=en"})
     assert r.status_code == 422 and "printer" in r.json()["message"]
 
 

@@ -75,7 +75,9 @@ def test_technician_inspects_the_running_station_from_the_command_line(service):
     station = json.loads(diag(service, "station", "--json").stdout)
     assert [b["name"] for b in station["banks"]] == ["A"] and station["banks"][0]["ok"] is True
     assert station["banks"][0]["boards"] == {"0": True, "1": True}
-    assert {d["name"] for d in station["devices"]} == {"scanner"}
+    assert {d["name"] for d in station["devices"]} == {"scanner", "idcard", "receipt_printer", "label_printer",
+                                                     "scale", "camera"}
+    assert all(d["ok"] for d in station["devices"]), station["devices"]
 
     # a door opened by hand on the simulated wall shows in the live door table
     httpx.post(service["url"] + "/sim/api/A/1/2/open", timeout=5)
