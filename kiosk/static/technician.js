@@ -109,6 +109,12 @@ async function refreshDevices() {
   rows.push(el("tr", {}, el("td", {}, "database"), el("td", {}, "schema " + st.database.schema),
                el("td", {}, st.database.file), el("td", {}, okMark(true))));
   document.getElementById("devices").replaceChildren(el("table", {}, ...rows));
+  const printers = st.devices.filter((d) => d.name.endsWith("_printer")).map((d) => d.name);
+  const choice = document.getElementById("printer-choice");
+  if (choice.options.length !== printers.length) {
+    choice.replaceChildren(...printers.map((name) => el("option", {value: name}, name)));
+  }
+  document.getElementById("printer-test").disabled = printers.length === 0;
 }
 
 async function refreshLogs() {
@@ -140,7 +146,8 @@ if (page === "technician") {
     } catch (err) { say(err.message); }
   });
   document.getElementById("printer-test").addEventListener("click", async () => {
-    try { await api("POST", "/api/tech/printer/test", {}); say(texts.printed, true); } catch (err) { say(err.message); }
+    const printer = document.getElementById("printer-choice").value || null;
+    try { await api("POST", "/api/tech/printer/test", {printer}); say(texts.printed, true); } catch (err) { say(err.message); }
   });
   document.getElementById("selftest").addEventListener("click", async () => {
     try {
