@@ -29,6 +29,7 @@ from hal.lockbank import DoorState
 from lockers import journal
 from lockers.custody import Custody
 from lockers.errors import InvalidInput
+from lockers.invariants import integrity_check
 
 #: words of 7 or more letters and digits with at least 6 digits (phones, pickup and payment codes,
 #: ID numbers, tracking numbers) and pickup tokens: what :func:`scrub` masks wherever it finds them
@@ -198,14 +199,21 @@ class Diagnostics:
             detail = health.get("error") or health.get("detail") or ("ok" if health["ok"] else "not ok")
             check(f"{name}", health["ok"], str(detail))
 
-        def db_checks(conn: sqlite3.Connection) -> tuple[str, journal.Verification, float | None]:
-            quick = conn.execute("PRAGMA quick_check").fetchone()[0]
-            last = conn.execute("SELECT max(at) FROM events").fetchone()[0]
-            return quick, journal.verify(conn), last
+        def db_checks(conn: sqlite3.Connection) -> tuple[str, journal.Verification | None, float | None]:
+            try:
+                quick = integrity_check(conn, "quick_check")
+            except sqlite3.DatabaseError as err:  # damaged beyond what quick_check can describe
+                return f"{type(err).__name__}: {err}", None, None
+            try:
+                last = conn.execute("SELECT max(at) FROM events").fetchone()[0]
+                return quick, journal.verify(conn), last
+            except sqlite3.DatabaseError as err:
+                return quick if quick != "ok" else f"{type(err).__name__}: {err}", None, None
 
         quick, chain, last_event = await self.custody.db.read(db_checks)
         check("database integrity", quick == "ok", quick)
-        check("journal hash chain", chain.ok, f"{chain.rows} rows intact" if chain.ok
+        check("journal hash chain", chain is not None and chain.ok,
+              "cannot be read" if chain is None else f"{chain.rows} rows intact" if chain.ok
               else f"broken at row {chain.first_bad_id}: {chain.reason}")
         usage = shutil.disk_usage(self.custody.db.path.parent)
         check("disk space", usage.free >= MIN_FREE_BYTES,

@@ -21,12 +21,26 @@ FITS = {
 }
 
 
+def integrity_check(conn: sqlite3.Connection, pragma: str = "integrity_check") -> str:
+    """SQLite's verdict on the file: "ok", or its first complaint. A damaged file can make the
+    complaint undecodable text (read with replacement characters), or make SQLite fail with an error
+    whose message is not UTF-8 (Python then raises ``UnicodeDecodeError``): both are complaints."""
+    saved = conn.text_factory
+    conn.text_factory = lambda raw: raw.decode("utf-8", "replace")
+    try:
+        return conn.execute(f"PRAGMA {pragma}").fetchone()[0]
+    except UnicodeDecodeError as err:
+        return f"the file is damaged ({pragma} failed with an unreadable message: {err.reason})"
+    finally:
+        conn.text_factory = saved
+
+
 def check(conn: sqlite3.Connection) -> list[str]:
     """Every violated invariant, in words; an empty list when custody is sound."""
     problems = []
-    integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
-    if integrity != "ok":
-        problems.append(f"integrity_check: {integrity}")
+    integrity = integrity_check(conn)
+    if integrity != "ok":  # the rows of a damaged file prove nothing (and may not even decode)
+        return [f"integrity_check: {integrity}"]
     for pid, state in conn.execute("SELECT id, state FROM parcels"):
         if state not in STATES:
             problems.append(f"parcel {pid} in unknown state {state!r}")

@@ -517,7 +517,7 @@ class Lane:
                     "SELECT code_hmac FROM parcels WHERE state IN ('stored', 'picking_up') AND code_hmac IS NOT NULL")}
             finally:
                 conn.close()
-        except sqlite3.Error as err:
+        except (sqlite3.Error, UnicodeDecodeError) as err:  # a damaged file's errors may not even decode
             problems.append(f"the database cannot be read: {type(err).__name__}: {err}")
         keys = self.keys
         assert keys is not None

@@ -103,3 +103,29 @@ def test_newer_schema_than_the_software_is_refused(tmp_path):
     conn.close()
     with pytest.raises(StorageError, match="newer"):
         db.connect(path)
+
+
+def test_a_damaged_file_gets_a_verdict_not_an_exception(tmp_path):
+    import random
+
+    from lockers.invariants import check, integrity_check
+
+    path = tmp_path / "pk.sqlite3"
+    conn = db.connect(path)
+    for n in range(300):
+        conn.execute("INSERT INTO compartments (label, bank, board, channel, size) VALUES (?, 'A', ?, ?, 'S')",
+                     (f"A{n:03d}", n // 16, n % 16))
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    assert integrity_check(sqlite3.connect(path)) == "ok"
+    rnd = random.Random(5)
+    size = path.stat().st_size
+    with path.open("r+b") as fh:  # scribble over every page but the header page
+        for offset in range(4096, size, 4096):
+            fh.seek(offset + rnd.randrange(0, 3000))
+            fh.write(rnd.randbytes(64))
+    damaged = sqlite3.connect(path)
+    verdict = integrity_check(damaged)
+    assert verdict != "ok" and isinstance(verdict, str)
+    assert check(damaged) == [f"integrity_check: {verdict}"]
+    damaged.close()
