@@ -27,7 +27,7 @@ from kiosk import i18n, scans
 from kiosk.errors import SessionRequired, StaffLoginFailed, TerminalBusy, describe
 from kiosk.i18n import _
 from kiosk.sessions import SESSION_COOKIE, RequireRole, Session, Sessions
-from kiosk.technician import technician_router
+from kiosk.technician import add_technician_routes
 from kiosk.terminal import Screen, Terminal
 from lockers.custody import REFUSE_REASONS, SIZES, Custody
 from lockers.diagnostics import Diagnostics
@@ -77,7 +77,9 @@ class RefuseIn(BaseModel):
 
 
 def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None = None,
-               on_stop: Callable[[], Awaitable[None]] | None = None) -> FastAPI:
+               on_stop: Callable[[], Awaitable[None]] | None = None, api_docs: bool = False) -> FastAPI:
+    """The app. ``api_docs`` serves /docs, /redoc and /openapi.json (the demo and development only:
+    a production station exposes no debug endpoints, T-H2)."""
     i18n.load_catalogs()
 
     @contextlib.asynccontextmanager
@@ -90,8 +92,9 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
             if on_stop:
                 await on_stop()
 
+    docs = {} if api_docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(title="postkiosk", version="0.1.0", lifespan=lifespan,
-                  description="Touchscreen pages and JSON API of a community postal service point.")
+                  description="Touchscreen pages and JSON API of a community postal service point.", **docs)
     app.state.kiosk = kiosk
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                              extensions=["jinja2.ext.i18n"])
@@ -143,7 +146,7 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
             "lang": i18n.language(), "html_lang": i18n.html_lang(), "languages": i18n.LANGUAGES,
             "session": session, "sizes": SIZES, "path": request.url.path, **context})
 
-    app.include_router(technician_router(page))
+    add_technician_routes(app, page)
 
     # ---------------------------------------------------------------- pages
 

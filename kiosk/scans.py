@@ -179,7 +179,12 @@ class ScanRouter:
     async def handle(self, code: ScannedCode) -> str:
         screen = self.terminal.screen.name
         if screen == "door":
-            log.info("scan ignored: a door flow is on screen")
+            # nobody's open door is replaced: the read is not acted on, and the door page says why
+            log.info("scan not acted on: a door flow is on screen")
+            page = self.terminal.page
+            if page is not None:
+                self.terminal.publish_to_page(page, "scan_rejected", {"kind": "busy", "error": "terminal_busy",
+                                                                      "messages": messages(TerminalBusy())})
             return "ignored"
         if code.error is not None:  # undecodable bytes around a token are never acted on
             read: Read = Unknown("undecodable", len(code.text))

@@ -51,9 +51,10 @@ class Sessions:
         self._sessions[session.token] = session
         return session
 
-    def get(self, token: str | None, *, roles: tuple[str, ...] | None = None) -> Session | None:
-        """The live session for ``token`` (with one of ``roles`` when given), touching it; None if
-        unknown, of another role, or idle too long."""
+    def get(self, token: str | None, *, roles: tuple[str, ...] | None = None, touch: bool = True) -> Session | None:
+        """The live session for ``token`` (with one of ``roles`` when given); None if unknown, of
+        another role, or idle too long. ``touch``: this use counts as activity (a person did
+        something), which restarts the idle time; a page polling for data does not."""
         if not token:
             return None
         session = self._sessions.get(token)
@@ -65,7 +66,8 @@ class Sessions:
             return None
         if roles is not None and session.role not in roles:
             return None
-        session.last_used = now
+        if touch:
+            session.last_used = now
         return session
 
     def end(self, token: str | None) -> None:
@@ -93,7 +95,9 @@ class RequireRole:
         auth = request.headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
             token = auth[7:].strip()
-        session = sessions.get(token, roles=self.roles)
+        # Reads (a page polling the doors every second) do not keep a session alive: only actions
+        # and page loads do, so a technician page left open still ends after the idle time.
+        session = sessions.get(token, roles=self.roles, touch=request.method not in ("GET", "HEAD"))
         if session is None:
             raise SessionRequired()
         return session

@@ -78,6 +78,7 @@ class WebConfig(_Frozen):
     session_idle_seconds: float = Field(120.0, gt=0, le=120.0)
     tls_certfile: Path | None = None
     tls_keyfile: Path | None = None
+    api_docs: bool = False  # /docs, /redoc, /openapi.json: on in the demo, off on a real station (T-H2)
 
     @property
     def loopback_only(self) -> bool:
@@ -354,6 +355,7 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
         data["source"] = str(file)
     else:
         data.update(DEMO_DEVICES)
+        data["web"] = {"api_docs": True}
     return Config(**data)
 
 

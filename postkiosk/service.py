@@ -175,5 +175,5 @@ class Station:
         """The web app; the station starts with the app's lifespan."""
         self.kiosk = Kiosk(custody=None, terminal=None, sessions=self.sessions,  # type: ignore[arg-type]
                            station_name=self.config.station.name, station_phone=self.config.station.phone)
-        return create_app(self.kiosk, on_start=self.start, on_stop=self.stop)
+        return create_app(self.kiosk, on_start=self.start, on_stop=self.stop, api_docs=self.config.web.api_docs)
 

@@ -75,8 +75,17 @@ async def test_a_scanned_token_opens_its_door_and_a_second_scan_is_refused(kiosk
     await router.run(source(scanned(f"https://post.example.cn/p/{token}")))
     screen = s.kiosk.terminal.screen
     assert (screen.name, screen.flow, screen.compartment) == ("door", "pickup", label)
-    # a second scan while the door is on screen is ignored, the door stays on screen
-    assert await router.handle(scanned(token)) == "ignored"
+    # a second scan while the door is on screen is not acted on, the door stays on screen, and the
+    # door page is told why
+    door_page = s.kiosk.terminal.subscribe(page="door")
+    try:
+        assert await router.handle(scanned(token)) == "ignored"
+        event, data = door_page.get_nowait()
+        while event != "scan_rejected":
+            event, data = door_page.get_nowait()
+        assert data["error"] == "terminal_busy" and data["messages"]["en"].startswith("A door is open right now")
+    finally:
+        s.kiosk.terminal.unsubscribe(door_page)
     assert s.kiosk.terminal.screen.compartment == label
     await s.wait_for(lambda: s.custody.door_of(label) == "open")
     s.bank.take_parcel(spec.board, spec.channel)

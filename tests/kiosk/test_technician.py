@@ -96,6 +96,26 @@ def test_sessions_end_after_120_seconds_idle_and_cannot_be_configured_longer():
         Sessions(idle_seconds=121)
 
 
+async def test_a_page_that_only_polls_does_not_keep_the_session_alive(tech):
+    s = tech
+    now = [0.0]
+    s.kiosk.sessions._clock = lambda: now[0]
+    token = (await s.client.post("/api/technician/session", json={"login": "li.wei", "password": PASSWORD})).json()["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    for second in range(1, 120):  # the page polls the doors every second, nobody touches anything
+        now[0] = second
+        assert (await s.client.get("/api/tech/doors", headers=auth)).status_code == 200
+    now[0] = 121.0
+    assert (await s.client.get("/api/tech/doors", headers=auth)).status_code == 401
+    # an action, unlike a poll, restarts the idle time
+    token = (await s.client.post("/api/technician/session", json={"login": "li.wei", "password": PASSWORD})).json()["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    now[0] = 200.0
+    assert (await s.client.post("/api/tech/doors/A07/pulse", headers=auth, json={"reason": "test"})).status_code == 200
+    now[0] = 310.0
+    assert (await s.client.get("/api/tech/doors", headers=auth)).status_code == 200
+
+
 async def test_doors_show_every_door_live_with_personal_data_masked(tech):
     s = tech
     await store_a_parcel(s)
