@@ -562,7 +562,14 @@ def explain(read: Read) -> str:
                 form += f", prefix {'/'.join(rule.prefixes)}"
             note = {"secondary": " (this rule rests on secondary sources)",
                     "unverified": " (this rule is unverified)"}.get(read.confidence, "")
-            return f"{CHANNEL_NAMES.get(read.channel, read.channel)} payment code ending {read.last4}: {form}{note}"
+            also = ""
+            if len(read.code) == 18 and _looks_like_id(read.code, None):
+                # an 18-digit WeChat code and a Beijing-to-Inner-Mongolia ID number (regions 11-15)
+                # with a wrong check character look alike; say so rather than hide it
+                also = ("; it is also shaped like a resident ID number (region, birth date) whose check "
+                        "character does not match: if an ID number was meant, it was misread or mistyped")
+            return (f"{CHANNEL_NAMES.get(read.channel, read.channel)} payment code ending {read.last4}: "
+                    f"{form}{note}{also}")
         case ResidentIdNumber():
             if read.valid:
                 return (f"resident ID number {read.masked}: 18 characters with a correct GB 11643 check "

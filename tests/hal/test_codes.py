@@ -393,3 +393,10 @@ def test_worst_case_inputs_stay_fast():
     for text in ["1" * MAX_TEXT, "PK1-" * (MAX_TEXT // 4), ("A" * 30 + " ") * (MAX_TEXT // 31), "PK1-A" * 800,
                  "\u0660" * MAX_TEXT, "ß" * MAX_TEXT]:
         _check(text)
+
+
+def test_an_id_number_with_a_wrong_check_character_from_regions_11_to_15_is_flagged_in_the_explanation():
+    read = classify("110105194912310021")  # 11010519491231002X with a wrong last character
+    assert isinstance(read, PaymentCode) and read.channel == "wechat"  # route by prefix and length (§3.3)
+    assert "shaped like a resident ID number" in explain(read) and "110105194912310021" not in explain(read)
+    assert "shaped like" not in explain(classify("134567890123456789"))  # no real birth date in it
