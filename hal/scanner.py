@@ -23,7 +23,7 @@ import importlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hal.device import Device
@@ -39,12 +39,18 @@ class ScannedCode:
 
     ``error`` is None for a good read. For bytes that are not UTF-8 it is ``"undecodable"`` and
     ``text`` shows them with backslash escapes: such a code must not be acted on.
+
+    ``raw_length`` is the number of bytes the scanner sent for the code (without AIM identifier and
+    suffix) when the backend reads bytes, else None (keyboard wedge, camera). It is not
+    ``len(text)``: an undecodable byte is 4 characters of escape in ``text``, and a Chinese character
+    3 bytes. It takes no part in equality.
     """
 
     text: str
     symbology: str | None
     at: float
     error: str | None = None
+    raw_length: int | None = field(default=None, compare=False)
 
     def __repr__(self) -> str:  # a code may be a pickup token: never let a repr put it in a log
         return f"ScannedCode({len(self.text)} chars, symbology={self.symbology!r}, error={self.error!r})"
@@ -86,9 +92,10 @@ class CodeScanner(Device):
             if code is not None:
                 yield code
 
-    def _code(self, text: str, symbology: str | None = None, error: str | None = None) -> ScannedCode:
+    def _code(self, text: str, symbology: str | None = None, error: str | None = None,
+              raw_length: int | None = None) -> ScannedCode:
         """Stamp a code with the scanner's clock (for backends)."""
-        return ScannedCode(text, symbology, self._clock(), error)
+        return ScannedCode(text, symbology, self._clock(), error, raw_length)
 
     def describe(self) -> dict[str, str]:
         """Model and link details for diagnostics."""
@@ -208,8 +215,9 @@ class SerialLineScanner(CodeScanner):
         text = line.text
         if text is None:
             log.warning("scanner %s: a code of %d bytes that are not UTF-8", self.url, len(line.data))
-            return self._code(line.data.decode("utf-8", "backslashreplace"), line.symbology, "undecodable")
-        return self._code(text, line.symbology)
+            return self._code(line.data.decode("utf-8", "backslashreplace"), line.symbology, "undecodable",
+                              len(line.data))
+        return self._code(text, line.symbology, raw_length=len(line.data))
 
 
 #: backend name -> "module:Class", imported only when configured (python-can's BACKENDS table).

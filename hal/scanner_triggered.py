@@ -191,8 +191,9 @@ class _TriggeredScanner(CodeScanner):
         text = line.text
         if text is None:
             log.warning("scanner %s: a code of %d bytes that are not UTF-8", self.url, len(line.data))
-            return self._code(line.data.decode("utf-8", "backslashreplace"), line.symbology, "undecodable")
-        return self._code(text, line.symbology)
+            return self._code(line.data.decode("utf-8", "backslashreplace"), line.symbology, "undecodable",
+                              len(line.data))
+        return self._code(text, line.symbology, raw_length=len(line.data))
 
     def _take_line(self) -> bool:
         """Take one plain code line off the buffer; False when it needs more bytes."""

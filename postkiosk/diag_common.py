@@ -51,3 +51,16 @@ def fail(message: str, as_json: bool = False, code: int = 2) -> NoReturn:
         sys.stdout.write(json.dumps({"error": message}, ensure_ascii=False) + "\n")
     err_console.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code)
+
+
+def pick_option(name: str, before: Any, after: Any, default: Any, as_json: bool = False) -> Any:
+    """One bench option that a group takes before its command and the command after it (both orders
+    work, as in ``diag lock``): the value given, else ``default``; the same option given on both sides
+    with different values ends the command (exit 2) rather than silently picking one."""
+    if before is not None and after is not None and before != after:
+        shown = [getattr(v, "value", v) for v in (before, after)]
+        fail(f"{name} given twice with different values ({shown[0]} before the command, "
+             f"{shown[1]} after it)", as_json)
+    if after is not None:
+        return after
+    return default if before is None else before

@@ -1,5 +1,10 @@
 """``postkiosk diag scale``: a streaming weighing scale on the bench.
 
+The scale is given before the command (``diag lock``'s form) or after it; both work::
+
+    postkiosk diag scale --url /dev/ttyUSB0 read
+    postkiosk diag scale --url /dev/ttyUSB0 --baudrate 4800 read --current
+
 ``read --stable`` (the default) waits for a settled weight, exactly as the kiosk accepts one;
 ``read --current`` shows the next reading whatever its state (for watching a scale settle, or one
 that never does).
@@ -12,18 +17,36 @@ baud rate, format).
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Annotated, Any, Optional
 
 import typer
 
-from postkiosk.diag_common import JsonOpt, UrlOpt, console, emit, fail
+from postkiosk.diag_common import JsonOpt, console, emit, fail, pick_option
 
-app = typer.Typer(help="Weighing scales on the bench.", no_args_is_help=True)
+app = typer.Typer(help="Weighing scales on the bench. Give the scale with --url before the command (or after it).",
+                  no_args_is_help=True)
+
+UrlOpt = Annotated[Optional[str], typer.Option(
+    "--url", help="the scale's serial port or pyserial URL (required): /dev/ttyUSB0, /dev/serial/by-id/..., "
+    "socket://host:port", show_default=False)]
+BaudOpt = Annotated[Optional[int], typer.Option(
+    "--baudrate", help="serial speed (most scales: 9600) [default: 9600]", show_default=False)]
+DEFAULT_BAUDRATE = 9600
+
+
+@dataclass(frozen=True)
+class ScaleOptions:
+    """The scale as given before the command (the group's options)."""
+
+    url: str | None = None
+    baudrate: int | None = None
 
 
 @app.callback()
-def _group() -> None:
-    """Weighing scales on the bench."""  # keeps ``read`` a sub-command when this app runs alone
+def _group(ctx: typer.Context, url: UrlOpt = None, baudrate: BaudOpt = None) -> None:
+    """Weighing scales on the bench: the scale here, the command after it."""
+    ctx.obj = ScaleOptions(url, baudrate)
 
 
 def _words(d: dict[str, Any]) -> str:
@@ -34,8 +57,7 @@ def _words(d: dict[str, Any]) -> str:
 
 
 @app.command()
-def read(url: UrlOpt,
-         baudrate: Annotated[int, typer.Option("--baudrate", help="serial speed (most scales: 9600)")] = 9600,
+def read(ctx: typer.Context, url: UrlOpt = None, baudrate: BaudOpt = None,
          stable: Annotated[bool, typer.Option("--stable/--current",
                                               help="wait for a settled weight, or show the next reading")] = True,
          timeout: Annotated[float, typer.Option("--timeout", help="seconds to wait")] = 5.0,
@@ -43,6 +65,11 @@ def read(url: UrlOpt,
                                                    help="equal stable readings needed in a row")] = 3,
          as_json: JsonOpt = False) -> None:
     """Read the weight on the scale."""
+    group = ctx.find_object(ScaleOptions) or ScaleOptions()
+    url = pick_option("--url", group.url, url, None, as_json)
+    baudrate = pick_option("--baudrate", group.baudrate, baudrate, DEFAULT_BAUDRATE, as_json)
+    if not url:
+        fail("give --url, e.g. 'postkiosk diag scale --url /dev/ttyUSB0 read'", as_json)
     from hal.errors import HalError
     from hal.scale import ScaleOverload, ScaleUnstable, scale
 

@@ -130,3 +130,41 @@ def test_bad_port_and_bad_profile_exit_2():
     assert result.exit_code == 2 and "cannot open" in json.loads(result.stdout)["error"]
     result = invoke("status", "--url", "socket://127.0.0.1:9", "--profile", "receipt-99mm")
     assert result.exit_code == 2 and "unknown printer profile" in result.output
+
+
+def invoke_cli(*args: str):
+    """Through the mounted command line: ``postkiosk diag printer ...``."""
+    from postkiosk.cli import app as cli_app
+
+    return runner.invoke(cli_app, ["diag", "printer", *args], catch_exceptions=False)
+
+
+def test_issue_forms_printer_given_before_the_command():
+    with SimThread(lambda: run_escpos_printer_sim("pty")) as sim:
+        status = invoke_cli("--protocol", "escpos", "--url", sim.url, "status", "--json")
+        page = invoke_cli("--protocol", "escpos", "--url", sim.url, "--profile", "receipt-58mm", "test-page",
+                          "--json")
+        jobs = sim.call(lambda s: list(s.jobs))
+    assert status.exit_code == 0, status.output
+    assert json.loads(status.stdout)["protocol"] == "escpos"
+    assert page.exit_code == 0, page.output
+    assert len(jobs) == 1 and jobs[0].images[0].width == 384  # the group's --profile reached test-page
+    with SimThread(lambda: run_tspl_printer_sim("tcp")) as sim:
+        status = invoke_cli("--protocol", "tspl", "--url", sim.url, "status", "--json")
+        page = invoke_cli("--protocol", "tspl", "--url", sim.url, "test-page")
+        labels = sim.call(lambda s: list(s.labels))
+    assert status.exit_code == 0, status.output
+    assert json.loads(status.stdout)["label_size_mm"] == [76, 130]
+    assert page.exit_code == 0 and len(labels) == 1
+
+
+def test_help_without_options_a_missing_url_and_conflicting_options():
+    result = invoke_cli("--help")
+    assert result.exit_code == 0 and "--protocol" in result.stdout and "test-page" in result.stdout
+    assert invoke_cli("status", "--help").exit_code == 0
+    result = invoke_cli("--protocol", "tspl", "status", "--json")
+    assert result.exit_code == 2 and "give --url" in json.loads(result.stdout)["error"]
+    result = invoke_cli("--protocol", "tspl", "--url", "x", "status", "--protocol", "escpos")
+    assert result.exit_code == 2
+    assert "--protocol given twice with different values (tspl before the command, escpos after it)" in \
+        " ".join(result.stderr.split())

@@ -49,3 +49,21 @@ def test_a_silent_scale_exits_2():
         sim.call(lambda s: s.stop_streaming())
         result = invoke("read", "--url", sim.url, "--timeout", "0.3", "--json")
     assert result.exit_code == 2 and "sent nothing" in json.loads(result.stdout)["error"]
+
+
+def test_issue_form_through_the_mounted_cli():
+    from postkiosk.cli import app as cli_app
+
+    with SimThread(lambda: run_scale_sim("pty", rate_hz=50)) as sim:
+        sim.call(lambda s: s.put_weight(2500))
+        result = runner.invoke(cli_app, ["diag", "scale", "--url", sim.url, "read", "--json", "--timeout", "3"])
+        both = runner.invoke(cli_app, ["diag", "scale", "--url", sim.url, "--baudrate", "9600", "read",
+                                       "--url", sim.url, "--timeout", "3"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["grams"] == 2500
+    assert both.exit_code == 0 and "2500 g" in both.stdout
+    assert runner.invoke(cli_app, ["diag", "scale", "read", "--help"]).exit_code == 0
+    result = runner.invoke(cli_app, ["diag", "scale", "read"])
+    assert result.exit_code == 2 and "give --url" in result.stderr
+    result = runner.invoke(cli_app, ["diag", "scale", "--url", "/dev/a", "read", "--url", "/dev/b"])
+    assert result.exit_code == 2 and "--url given twice" in result.stderr
