@@ -68,7 +68,9 @@ async def test_garbage_and_undecodable_bytes_give_a_clear_error_value(sim):
         sim.scan(TOKEN)
         bad = await scanner.read(timeout=1)
         assert bad.error == "undecodable" and bad.text == "\\xff\\xfePK1"
-        assert (await scanner.read(timeout=1)) == ScannedCode(TOKEN, None, 1700000000.0)
+        assert bad.raw_length == 5  # the bytes the scanner sent, not the escaped text
+        good = await scanner.read(timeout=1)
+        assert good == ScannedCode(TOKEN, None, 1700000000.0) and good.raw_length == len(TOKEN.encode())
 
 
 async def test_async_iteration_yields_codes_until_closed(sim):
