@@ -24,9 +24,10 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 from firmware_bridge.bus import sleep_until
+from simulators._device_sim import RunningSim, SimulatorBase, serve_transport
 from simulators._endpoints import PtyEndpoint, TcpEndpoint, Write
 
 log = logging.getLogger(__name__)
@@ -134,13 +135,7 @@ class WireEvent:
     data: bytes
 
 
-class _Transport(Protocol):
-    url: str
-
-    async def close(self) -> None: ...
-
-
-class LockBusSimulator:
+class LockBusSimulator(SimulatorBase):
     """A bus of simulated lock boards. ``boards``: the addresses that exist (others stay silent).
 
     Subclasses set :attr:`NAME`, :attr:`ADDRESSES`, :attr:`MAX_CHANNELS` and
@@ -176,6 +171,7 @@ class LockBusSimulator:
             if address not in self.ADDRESSES:
                 first, last = self.ADDRESSES[0], self.ADDRESSES[-1]
                 raise ValueError(f"board address must be {first}..{last}, not {address}")
+        super().__init__()
         self.state = SimState(
             boards={a: SimBoard(a, [SimDoor() for _ in range(doors_per_board)]) for a in addresses},
             closed_is_1=closed_is_1,
@@ -190,8 +186,6 @@ class LockBusSimulator:
         self.skipped_bytes = 0  # undecodable bytes received
         self.version = 0  # goes up on every state change
         self._listeners: list[Callable[[Any], None]] = []
-        self._timers: set[asyncio.TimerHandle] = set()
-        self._transports: list[_Transport] = []
 
     # -- what a protocol provides ------------------------------------------------------------
 
@@ -287,15 +281,12 @@ class LockBusSimulator:
 
     def _schedule(self, seconds: float, board: int, channel: int) -> None:
         """A delayed unlock: pulse ``channel`` after ``seconds`` (cancelled by :meth:`close`)."""
-        loop = asyncio.get_running_loop()
 
         def fire() -> None:
-            self._timers.discard(handle)
             self._pulse(board, channel)
             self._changed()
 
-        handle = loop.call_later(seconds, fire)
-        self._timers.add(handle)
+        self._call_later(seconds, fire)
 
     # -- hand actions: what a person at the wall does ----------------------------------------
 
@@ -480,25 +471,10 @@ class LockBusSimulator:
     # -- transports ----------------------------------------------------------------------------
 
     async def serve_pty(self) -> PtyTransport:
-        transport = PtyTransport(self)
-        await transport.start()
-        self._transports.append(transport)
-        return transport
+        return await self._serve(PtyTransport(self))
 
     async def serve_tcp(self, host: str = "127.0.0.1", port: int = 0) -> TcpTransport:
-        transport = TcpTransport(self, host, port)
-        await transport.start()
-        self._transports.append(transport)
-        return transport
-
-    async def close(self) -> None:
-        """Stop every transport and pending delayed unlock."""
-        for handle in self._timers:
-            handle.cancel()
-        self._timers.clear()
-        transports, self._transports = self._transports, []
-        for transport in transports:
-            await transport.close()
+        return await self._serve(TcpTransport(self, host, port))
 
     async def __aenter__(self) -> LockBusSimulator:
         return self
@@ -587,18 +563,10 @@ class TcpTransport(TcpEndpoint):
 
 
 @dataclass
-class RunningLockboardSim:
+class RunningLockboardSim(RunningSim[LockBusSimulator]):
     """A started simulator: clients connect to :attr:`url`; call :meth:`close` to stop it."""
 
-    sim: LockBusSimulator
     transport: PtyTransport | TcpTransport
-
-    @property
-    def url(self) -> str:
-        return self.transport.url
-
-    async def close(self) -> None:
-        await self.sim.close()
 
 
 def closed_is_1(polarity: Any) -> bool:
@@ -619,12 +587,4 @@ def first_byte_first(byte_order: Any) -> bool:
 
 async def serve(sim: LockBusSimulator, transport: str = "pty") -> RunningLockboardSim:
     """Start ``sim`` on ``transport``: "pty", or "tcp", "tcp:PORT", "tcp:HOST:PORT" (PORT 0 picks a free one)."""
-    kind, _, where = transport.partition(":")
-    if kind == "pty" and not where:
-        served: PtyTransport | TcpTransport = await sim.serve_pty()
-    elif kind == "tcp":
-        host, _, port = where.rpartition(":") if ":" in where else ("", "", where)
-        served = await sim.serve_tcp(host or "127.0.0.1", int(port or 0))
-    else:
-        raise ValueError(f"transport must be 'pty' or 'tcp:HOST:PORT', not {transport!r}")
-    return RunningLockboardSim(sim, served)
+    return RunningLockboardSim(sim, await serve_transport(sim, transport))

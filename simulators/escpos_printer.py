@@ -23,9 +23,8 @@ Faults: :meth:`~EscPosPrinterSimulator.drop_status_replies`, ``garbage_before_st
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +32,7 @@ from PIL import Image
 
 from firmware_bridge import escpos
 from firmware_bridge.escpos import Command, Op
+from simulators._device_sim import RunningSim, Session, StatusReplySim, frames, serve_transport
 from simulators._endpoints import PtyEndpoint, TcpEndpoint, Write
 
 log = logging.getLogger(__name__)
@@ -86,26 +86,27 @@ class PrintedJob:
         return "\n".join(self.lines)
 
 
-@dataclass
-class StatusFaults:
-    drop: int = 0  # status replies swallowed
-    garbage: deque[bytes] = field(default_factory=deque)  # sent before the next replies, one each
-    delay: float = 0.0
-    delay_count: int = 0
+class _Session(Session):
+    """One connected host; :attr:`tail` keeps its last bytes, in case a DLE EOT n is split between
+    two reads."""
+
+    tail = b""
 
 
-class EscPosPrinterSimulator:
+class EscPosPrinterSimulator(StatusReplySim):
     """A simulated ESC/POS printer. ``paper``: "ok", "near_end" or "out"."""
 
     NAME = "ESC/POS printer"
+    SESSION = _Session
+    GARBAGE = b"\xff\x00"
 
     def __init__(self, *, paper: str = "ok", boot_chinese: bool = True, realtime_in_data: bool = True,
                  unsupported_status: set[int] | frozenset[int] = frozenset()) -> None:
         if paper not in PAPER:
             raise ValueError(f"paper must be one of {PAPER}, not {paper!r}")
+        super().__init__()
         self.state = EscPosSimState(paper=paper, boot_chinese=boot_chinese, realtime_in_data=realtime_in_data,
                                     unsupported_status=set(unsupported_status))
-        self.faults = StatusFaults()
         self.jobs: list[PrintedJob] = []
         self.current = PrintedJob()
         self.received = bytearray()
@@ -114,8 +115,6 @@ class EscPosPrinterSimulator:
         self._line = ""
         self._line_started = False
         self._raster_open = False  # the last command was a raster: the next band continues the image
-        self._transports: list[PtyEndpoint | TcpEndpoint] = []
-        self._timers: set[asyncio.TimerHandle] = set()
 
     # -- what a person does ----------------------------------------------------------------------
 
@@ -143,24 +142,6 @@ class EscPosPrinterSimulator:
         if head_overheat is not None:
             self.state.head_overheat = head_overheat
 
-    def unplug(self) -> None:
-        """Pull the cable: every connection drops and new ones are refused."""
-        self.state.unplugged = True
-        for transport in self._transports:
-            transport.unplug()
-
-    # -- faults ----------------------------------------------------------------------------------
-
-    def drop_status_replies(self, n: int = 1) -> None:
-        self.faults.drop += n
-
-    def garbage_before_status(self, data: bytes = b"\xff\x00", n: int = 1) -> None:
-        self.faults.garbage.extend([bytes(data)] * n)
-
-    def delay_status_replies(self, seconds: float, n: int = 1) -> None:
-        self.faults.delay = seconds
-        self.faults.delay_count = n
-
     # -- status ----------------------------------------------------------------------------------
 
     def status_flags(self, n: int) -> escpos.StatusByte:
@@ -187,25 +168,7 @@ class EscPosPrinterSimulator:
         self.state.status_requests += 1
         if n in self.state.unsupported_status:
             return
-        f = self.faults
-        if f.drop:
-            f.drop -= 1
-            return
-        reply = bytes([self.status_byte(n)])
-        if f.garbage:
-            reply = f.garbage.popleft() + reply
-        if f.delay_count:
-            f.delay_count -= 1
-            loop = asyncio.get_running_loop()
-
-            def send() -> None:
-                self._timers.discard(handle)
-                write(reply)
-
-            handle = loop.call_later(f.delay, send)
-            self._timers.add(handle)
-            return
-        write(reply)
+        self._send_status(write, bytes([self.status_byte(n)]))
 
     # -- paper -----------------------------------------------------------------------------------
 
@@ -272,74 +235,23 @@ class EscPosPrinterSimulator:
 
     # -- transports ------------------------------------------------------------------------------
 
-    def _connect(self, write: Write, name: str) -> _Session | None:
-        return None if self.state.unplugged else _Session(self, write, name)
-
-    async def serve_pty(self) -> PtyEndpoint:
-        return await self._serve(PtyEndpoint(self.NAME, self._connect))
-
-    async def serve_tcp(self, host: str = "127.0.0.1", port: int = 0) -> TcpEndpoint:
-        return await self._serve(TcpEndpoint(self.NAME, self._connect, host, port))
-
-    async def _serve(self, transport: PtyEndpoint | TcpEndpoint) -> PtyEndpoint | TcpEndpoint:
-        await transport.start()
-        self._transports.append(transport)
-        return transport
-
-    async def close(self) -> None:
-        for handle in self._timers:
-            handle.cancel()
-        self._timers.clear()
-        transports, self._transports = self._transports, []
-        for transport in transports:
-            await transport.close()
-
-
-class _Session:
-    """One connected host: real-time requests answered as bytes arrive, commands decoded in order."""
-
-    def __init__(self, sim: EscPosPrinterSimulator, write: Write, name: str) -> None:
-        self.sim = sim
-        self.name = name
-        self.write = write
-        self._buf = bytearray()
-        self._tail = b""  # the last bytes, in case a DLE EOT n is split between two reads
-
-    def feed(self, data: bytes) -> None:
-        self.sim.received += data
-        if self.sim.state.realtime_in_data:
-            window = self._tail + data
+    def _feed(self, session: _Session, data: bytes) -> None:  # type: ignore[override]
+        """Real-time requests are answered as the bytes arrive, commands decoded in order."""
+        self.received += data
+        if self.state.realtime_in_data:
+            window = session.tail + data
             start = 0
             while (i := window.find(b"\x10\x04", start)) >= 0 and i + 2 < len(window):
-                self.sim._answer_status(window[i + 2], self.write)
+                self._answer_status(window[i + 2], session.write)
                 start = i + 3
-            self._tail = window[max(start, len(window) - 2):]
-        self._buf += data
-        while self._buf:
-            consumed, command = escpos.decode(self._buf)
-            if not consumed:
-                break
-            del self._buf[:consumed]
-            if command is not None:
-                self.sim._execute(command, self.write)
-
-    async def close(self) -> None:
-        pass
+            session.tail = window[max(start, len(window) - 2):]
+        session.buf += data
+        for command in frames(session.buf, escpos.decode):
+            self._execute(command, session.write)
 
 
-@dataclass
-class RunningEscPosSim:
+class RunningEscPosSim(RunningSim[EscPosPrinterSimulator]):
     """A started printer simulator: hosts open :attr:`url`; :meth:`close` stops it."""
-
-    sim: EscPosPrinterSimulator
-    transport: PtyEndpoint | TcpEndpoint = field(repr=False)
-
-    @property
-    def url(self) -> str:
-        return self.transport.url
-
-    async def close(self) -> None:
-        await self.sim.close()
 
 
 async def run_escpos_printer_sim(transport: str = "pty", **options: object) -> RunningEscPosSim:
@@ -350,10 +262,5 @@ async def run_escpos_printer_sim(transport: str = "pty", **options: object) -> R
 
 
 async def serve(sim: EscPosPrinterSimulator, transport: str) -> PtyEndpoint | TcpEndpoint:
-    kind, _, where = transport.partition(":")
-    if kind == "pty" and not where:
-        return await sim.serve_pty()
-    if kind == "tcp":
-        host, _, port = where.rpartition(":") if ":" in where else ("", "", where)
-        return await sim.serve_tcp(host or "127.0.0.1", int(port or 0))
-    raise ValueError(f"transport must be 'pty' or 'tcp:HOST:PORT', not {transport!r}")
+    """Start ``sim`` on ``transport``: "pty", or "tcp", "tcp:PORT", "tcp:HOST:PORT"."""
+    return await serve_transport(sim, transport)

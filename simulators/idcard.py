@@ -18,7 +18,6 @@ Names, addresses and numbers are synthetic test data.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import random
@@ -29,7 +28,8 @@ from typing import Any
 from firmware_bridge import samv
 from firmware_bridge.samv import CardType, Command, Sex, Status, TextBlock
 from hal.codes import resident_id_check_char
-from simulators._endpoints import PtyEndpoint, TcpEndpoint, Write
+from simulators._device_sim import ByteStreamSim, RunningSim, Session, frames, serve_transport
+from simulators._endpoints import Write
 
 log = logging.getLogger(__name__)
 
@@ -151,17 +151,16 @@ class IdCardFaults:
     remove_mid_read: str | None = None  # "status" (0x41) or "truncate" (half a reply, then nothing)
 
 
-class IdCardSimulator:
+class IdCardSimulator(ByteStreamSim):
     """A simulated SAM module with a card pad."""
 
     NAME = "ID card reader"
 
     def __init__(self, *, seed: int | None = None) -> None:
+        super().__init__()
         self.state = IdCardSimState()
         self.faults = IdCardFaults()
         self.rng = random.Random(seed)
-        self._transports: list[PtyEndpoint | TcpEndpoint] = []
-        self._pending: set[asyncio.TimerHandle] = set()
 
     # -- what a person does ---------------------------------------------------------------------
 
@@ -213,12 +212,6 @@ class IdCardSimulator:
 
     def garbage_next(self, data: bytes) -> None:
         self.faults.garbage.append(bytes(data))
-
-    def unplug(self) -> None:
-        """Pull the cable: every connection drops and nothing is answered any more."""
-        self.state.unplugged = True
-        for transport in self._transports:
-            transport.unplug()
 
     # -- the module's firmware ------------------------------------------------------------------
 
@@ -311,75 +304,27 @@ class IdCardSimulator:
         if delay <= 0:
             write(data)
             return
-        handle: asyncio.TimerHandle | None = None
 
         def later() -> None:
-            self._pending.discard(handle)  # type: ignore[arg-type]
             if not self.state.unplugged:
                 write(data)
 
-        handle = asyncio.get_running_loop().call_later(delay, later)
-        self._pending.add(handle)
+        self._call_later(delay, later)
 
     # -- transports -----------------------------------------------------------------------------
 
-    def _connect(self, write: Write, name: str) -> _HostConnection | None:
-        return None if self.state.unplugged else _HostConnection(self, write)
-
-    async def serve_pty(self) -> PtyEndpoint:
-        return await self._serve(PtyEndpoint(self.NAME, self._connect))
-
-    async def serve_tcp(self, host: str = "127.0.0.1", port: int = 0) -> TcpEndpoint:
-        return await self._serve(TcpEndpoint(self.NAME, self._connect, host, port))
-
-    async def _serve(self, transport: PtyEndpoint | TcpEndpoint) -> PtyEndpoint | TcpEndpoint:
-        await transport.start()
-        self._transports.append(transport)
-        return transport
-
-    async def close(self) -> None:
-        for handle in self._pending:
-            handle.cancel()
-        self._pending.clear()
-        transports, self._transports = self._transports, []
-        for transport in transports:
-            await transport.close()
-
-
-class _HostConnection:
-    def __init__(self, sim: IdCardSimulator, write: Write) -> None:
-        self.sim = sim
-        self.write = write
-        self.buf = bytearray()
-
-    def feed(self, data: bytes) -> None:
-        if self.sim.state.unplugged:
+    def _feed(self, session: Session, data: bytes) -> None:
+        if self.state.unplugged:
             return
-        self.buf += data
-        while self.buf:
-            consumed, request = samv.decode_request(self.buf)
-            if not consumed:
-                return
-            del self.buf[:consumed]
-            if request is not None:
-                answer = self.sim.handle(request)
-                if answer:
-                    self.sim._send(self.write, answer)
-
-    async def close(self) -> None:
-        pass
+        session.buf += data
+        for request in frames(session.buf, samv.decode_request):
+            answer = self.handle(request)
+            if answer:
+                self._send(session.write, answer)
 
 
-@dataclass
-class RunningIdCardSim:
+class RunningIdCardSim(RunningSim[IdCardSimulator]):
     """A started ID-card reader simulator: hosts connect to :attr:`url`; :meth:`close` stops it."""
-
-    sim: IdCardSimulator
-    transport: PtyEndpoint | TcpEndpoint = field(repr=False)
-
-    @property
-    def url(self) -> str:
-        return self.transport.url
 
     def present_card(self, card: TextBlock | CardType | str = CardType.RESIDENT, **options: Any) -> TextBlock:
         return self.sim.present_card(card, **options)
@@ -387,19 +332,8 @@ class RunningIdCardSim:
     def remove_card(self) -> None:
         self.sim.remove_card()
 
-    async def close(self) -> None:
-        await self.sim.close()
-
 
 async def run_idcard_sim(transport: str = "pty", *, seed: int | None = None) -> RunningIdCardSim:
     """Start an ID-card reader simulator on ``transport``: "pty", or "tcp", "tcp:PORT", "tcp:HOST:PORT"."""
     sim = IdCardSimulator(seed=seed)
-    kind, _, where = transport.partition(":")
-    if kind == "pty" and not where:
-        served: PtyEndpoint | TcpEndpoint = await sim.serve_pty()
-    elif kind == "tcp":
-        host, _, port = where.rpartition(":") if ":" in where else ("", "", where)
-        served = await sim.serve_tcp(host or "127.0.0.1", int(port or 0))
-    else:
-        raise ValueError(f"transport must be 'pty' or 'tcp:HOST:PORT', not {transport!r}")
-    return RunningIdCardSim(sim, served)
+    return RunningIdCardSim(sim, await serve_transport(sim, transport))

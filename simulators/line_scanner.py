@@ -18,10 +18,11 @@ the TCP connections close, so the host's next read fails).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from firmware_bridge.scanner_lines import encode
-from simulators._endpoints import PtyEndpoint, TcpEndpoint
+from simulators._device_sim import ByteStreamSim, RunningSim, Session, serve_transport
+from simulators._endpoints import Write
 
 log = logging.getLogger(__name__)
 
@@ -38,18 +39,18 @@ class ScannerSimState:
     scans: int = 0
 
 
-class LineScannerSimulator:
+class LineScannerSimulator(ByteStreamSim):
     """A simulated line scanner. ``suffix``: "cr", "lf", "crlf" or "none" (or the bytes);
     ``aim_ids``: prefix every code with its AIM symbology identifier (QR ``]Q1`` by default)."""
 
     NAME = "line scanner"
 
     def __init__(self, *, suffix: str | bytes = "cr", aim_ids: bool = False) -> None:
+        super().__init__()
         self.state = ScannerSimState(suffix=_suffix(suffix), aim_ids=aim_ids)
         self.received = bytearray()
         self.sent: list[bytes] = []
         self.connections = 0  # hosts that connected so far (a pty counts once, at start)
-        self._transports: list[PtyEndpoint | TcpEndpoint] = []
 
     def scan(self, text: str, symbology: str | None = None, suffix: str | bytes | None = None) -> bytes:
         """A person holds a code reading ``text`` under the scanner. ``symbology`` is sent only when
@@ -73,36 +74,18 @@ class LineScannerSimulator:
         for transport in self._transports:
             transport.write(bytes(data))
 
-    def unplug(self) -> None:
-        """Pull the cable: every connection drops and nothing is sent any more."""
-        self.state.unplugged = True
-        for transport in self._transports:
-            transport.unplug()
-
     def _received(self, data: bytes) -> None:
+        """Bytes a host sends the scanner (triggers, menu commands): recorded, never answered."""
         self.received += data
 
-    def _connect(self, write: object, name: str) -> _HostConnection | None:
-        if self.state.unplugged:
-            return None
-        self.connections += 1
-        return _HostConnection(self)
+    def _feed(self, session: Session, data: bytes) -> None:
+        self._received(data)
 
-    async def serve_pty(self) -> PtyEndpoint:
-        return await self._serve(PtyEndpoint(self.NAME, self._connect))
-
-    async def serve_tcp(self, host: str = "127.0.0.1", port: int = 0) -> TcpEndpoint:
-        return await self._serve(TcpEndpoint(self.NAME, self._connect, host, port))
-
-    async def _serve(self, transport: PtyEndpoint | TcpEndpoint) -> PtyEndpoint | TcpEndpoint:
-        await transport.start()
-        self._transports.append(transport)
-        return transport
-
-    async def close(self) -> None:
-        transports, self._transports = self._transports, []
-        for transport in transports:
-            await transport.close()
+    def _connect(self, write: Write, name: str) -> Session | None:
+        session = super()._connect(write, name)
+        if session is not None:
+            self.connections += 1
+        return session
 
 
 def _suffix(suffix: str | bytes) -> bytes:
@@ -115,35 +98,11 @@ def _suffix(suffix: str | bytes) -> bytes:
     raise ValueError(f"suffix must be one of {', '.join(SUFFIXES)}, not {suffix!r}")
 
 
-class _HostConnection:
-    """Bytes a host sends the scanner (triggers, menu commands) are recorded, never answered."""
-
-    def __init__(self, sim: LineScannerSimulator) -> None:
-        self.sim = sim
-
-    def feed(self, data: bytes) -> None:
-        self.sim._received(data)
-
-    async def close(self) -> None:
-        pass
-
-
-@dataclass
-class RunningLineScannerSim:
+class RunningLineScannerSim(RunningSim[LineScannerSimulator]):
     """A started scanner simulator: hosts connect to :attr:`url`; :meth:`close` stops it."""
-
-    sim: LineScannerSimulator
-    transport: PtyEndpoint | TcpEndpoint = field(repr=False)
-
-    @property
-    def url(self) -> str:
-        return self.transport.url
 
     def scan(self, text: str, symbology: str | None = None, suffix: str | bytes | None = None) -> bytes:
         return self.sim.scan(text, symbology, suffix)
-
-    async def close(self) -> None:
-        await self.sim.close()
 
 
 async def run_line_scanner_sim(transport: str = "pty", *, suffix: str | bytes = "cr",
@@ -154,12 +113,4 @@ async def run_line_scanner_sim(transport: str = "pty", *, suffix: str | bytes = 
 
 async def serve_scanner(sim: LineScannerSimulator, transport: str = "pty") -> RunningLineScannerSim:
     """Start ``sim`` (this simulator or a subclass) on ``transport``: "pty", or "tcp:HOST:PORT"."""
-    kind, _, where = transport.partition(":")
-    if kind == "pty" and not where:
-        served: PtyEndpoint | TcpEndpoint = await sim.serve_pty()
-    elif kind == "tcp":
-        host, _, port = where.rpartition(":") if ":" in where else ("", "", where)
-        served = await sim.serve_tcp(host or "127.0.0.1", int(port or 0))
-    else:
-        raise ValueError(f"transport must be 'pty' or 'tcp:HOST:PORT', not {transport!r}")
-    return RunningLineScannerSim(sim, served)
+    return RunningLineScannerSim(sim, await serve_transport(sim, transport))

@@ -59,6 +59,8 @@ from pymodbus.pdu import ExceptionResponse, ModbusPDU
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from simulators._device_sim import RunningSim, parse_transport, serve_transport
+
 log = logging.getLogger(__name__)
 
 MAX_CHANNELS = 32
@@ -583,18 +585,10 @@ class TcpTransport:
 
 
 @dataclass
-class RunningModbusSim:
+class RunningModbusSim(RunningSim[ModbusRelaySimulator]):
     """A started simulator: clients connect to :attr:`url`; call :meth:`close` to stop it."""
 
-    sim: ModbusRelaySimulator
     transport: PtyTransport | TcpTransport
-
-    @property
-    def url(self) -> str:
-        return self.transport.url
-
-    async def close(self) -> None:
-        await self.sim.close()
 
 
 async def run_modbus_sim(
@@ -613,13 +607,6 @@ async def run_modbus_sim(
     polarity_name = str(getattr(polarity, "value", polarity))
     if polarity_name not in ("closed_is_1", "closed_is_0"):
         raise ValueError(f"polarity must be closed_is_1 or closed_is_0, not {polarity!r}")
-    kind, _, where = transport.partition(":")
-    if not (kind == "pty" and not where) and kind != "tcp":
-        raise ValueError(f"transport must be 'pty' or 'tcp:HOST:PORT', not {transport!r}")
+    parse_transport(transport)  # refused before anything starts
     sim = ModbusRelaySimulator(boards, channels, closed_is_1=polarity_name == "closed_is_1", baudrate=baudrate)
-    if kind == "pty":
-        served: PtyTransport | TcpTransport = await sim.serve_pty()
-    else:
-        host, _, port = where.rpartition(":") if ":" in where else ("", "", where)
-        served = await sim.serve_tcp(host or "127.0.0.1", int(port or 0))
-    return RunningModbusSim(sim, served)
+    return RunningModbusSim(sim, await serve_transport(sim, transport))

@@ -24,11 +24,12 @@ import asyncio
 import logging
 import random
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from firmware_bridge.scale_lines import GRAMS_PER_UNIT, Kind, ScaleReading, Stability, Unit, encode
-from simulators._endpoints import PtyEndpoint, TcpEndpoint, Write
+from simulators._device_sim import ByteStreamSim, RunningSim, Session, serve_transport
+from simulators._endpoints import PtyEndpoint, TcpEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class ScaleSimState:
     lines_sent: int = 0
 
 
-class ScaleSimulator:
+class ScaleSimulator(ByteStreamSim):
     """A simulated streaming scale. ``rate_hz``: lines a second; ``settle_lines``: unstable lines
     after each change; ``unit`` "kg", "g" or "lb" with ``decimals`` shown; ``seed`` for the jitter."""
 
@@ -59,6 +60,7 @@ class ScaleSimulator:
                  unit: str = "kg", decimals: int | None = None, kind: str = "GS", seed: int = 0) -> None:
         if rate_hz <= 0:
             raise ValueError("rate_hz must be positive")
+        super().__init__()
         unit_ = Unit(unit)
         if decimals is None:
             decimals = {Unit.KG: 3, Unit.G: 0, Unit.LB: 3}[unit_]
@@ -69,7 +71,6 @@ class ScaleSimulator:
         self.sent: deque[bytes] = deque(maxlen=1000)  # the latest lines, for tests
         self._from_grams = 0
         self._random = random.Random(seed)
-        self._transports: list[PtyEndpoint | TcpEndpoint] = []
         self._quiet_until: dict[int, float] = {}
         self._streamer: asyncio.Task[None] | None = None
 
@@ -94,11 +95,6 @@ class ScaleSimulator:
 
     def resume_streaming(self) -> None:
         self.state.streaming = True
-
-    def unplug(self) -> None:
-        self.state.unplugged = True
-        for transport in self._transports:
-            transport.unplug()
 
     # -- lines -----------------------------------------------------------------------------------
 
@@ -155,18 +151,11 @@ class ScaleSimulator:
 
     # -- transports ------------------------------------------------------------------------------
 
-    def _connect(self, write: Write, name: str) -> _HostConnection | None:
-        return None if self.state.unplugged else _HostConnection(self)
-
-    async def serve_pty(self) -> PtyEndpoint:
-        return await self._serve(PtyEndpoint(self.NAME, self._connect))
-
-    async def serve_tcp(self, host: str = "127.0.0.1", port: int = 0) -> TcpEndpoint:
-        return await self._serve(TcpEndpoint(self.NAME, self._connect, host, port))
+    def _feed(self, session: Session, data: bytes) -> None:
+        self.received += data
 
     async def _serve(self, transport: PtyEndpoint | TcpEndpoint) -> PtyEndpoint | TcpEndpoint:
-        await transport.start()
-        self._transports.append(transport)
+        await super()._serve(transport)
         if self._streamer is None:
             self._streamer = asyncio.get_running_loop().create_task(self._stream(), name="scale-sim")
         return transport
@@ -179,45 +168,15 @@ class ScaleSimulator:
             except asyncio.CancelledError:
                 pass
             self._streamer = None
-        transports, self._transports = self._transports, []
-        for transport in transports:
-            await transport.close()
+        await super().close()
 
 
-class _HostConnection:
-    def __init__(self, sim: ScaleSimulator) -> None:
-        self.sim = sim
-
-    def feed(self, data: bytes) -> None:
-        self.sim.received += data
-
-    async def close(self) -> None:
-        pass
-
-
-@dataclass
-class RunningScaleSim:
-    sim: ScaleSimulator
-    transport: PtyEndpoint | TcpEndpoint = field(repr=False)
-
-    @property
-    def url(self) -> str:
-        return self.transport.url
-
-    async def close(self) -> None:
-        await self.sim.close()
+class RunningScaleSim(RunningSim[ScaleSimulator]):
+    """A started scale simulator: hosts connect to :attr:`url`; :meth:`close` stops it."""
 
 
 async def run_scale_sim(transport: str = "pty", **options: object) -> RunningScaleSim:
     """Start a scale simulator on ``transport``: "pty", or "tcp", "tcp:PORT", "tcp:HOST:PORT".
     ``options`` go to :class:`ScaleSimulator`."""
     sim = ScaleSimulator(**options)  # type: ignore[arg-type]
-    kind, _, where = transport.partition(":")
-    if kind == "pty" and not where:
-        served: PtyEndpoint | TcpEndpoint = await sim.serve_pty()
-    elif kind == "tcp":
-        host, _, port = where.rpartition(":") if ":" in where else ("", "", where)
-        served = await sim.serve_tcp(host or "127.0.0.1", int(port or 0))
-    else:
-        raise ValueError(f"transport must be 'pty' or 'tcp:HOST:PORT', not {transport!r}")
-    return RunningScaleSim(sim, served)
+    return RunningScaleSim(sim, await serve_transport(sim, transport))

@@ -34,6 +34,7 @@ from typing import Any
 from firmware_bridge import scanner_gm65 as gm65
 from firmware_bridge import scanner_honeywell as honeywell
 from firmware_bridge import scanner_ssi as ssi
+from simulators._device_sim import frames
 from simulators.line_scanner import (
     QR,
     LineScannerSimulator,
@@ -127,14 +128,9 @@ class TriggerScannerSim(LineScannerSimulator):
         if self.state.unplugged:
             return
         self._rx += data
-        while self._rx:
-            consumed, command = self._decode(self._rx)
-            if not consumed:
-                break
-            del self._rx[:consumed]
-            if command is not None:
-                self.commands.append(command)
-                self._handle(command)
+        for command in frames(self._rx, self._decode):
+            self.commands.append(command)
+            self._handle(command)
 
     def _decode(self, buf: bytearray) -> tuple[int, Any]:
         raise NotImplementedError

@@ -18,16 +18,16 @@ Faults: :meth:`~TsplPrinterSimulator.drop_status_replies`, ``garbage_before_stat
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections import Counter, deque
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
 from firmware_bridge import tspl
-from simulators._endpoints import PtyEndpoint, TcpEndpoint, Write
+from simulators._device_sim import RunningSim, Session, StatusReplySim, frames, serve_transport
+from simulators._endpoints import Write
 
 log = logging.getLogger(__name__)
 
@@ -75,22 +75,14 @@ class PrintedLabel:
         return "\n".join(t.content for t in sorted(self.texts, key=lambda t: (t.y, t.x)))
 
 
-@dataclass
-class StatusFaults:
-    drop: int = 0
-    garbage: deque[bytes] = field(default_factory=deque)
-    delay: float = 0.0
-    delay_count: int = 0
-
-
-class TsplPrinterSimulator:
+class TsplPrinterSimulator(StatusReplySim):
     """A simulated TSPL label printer; ``label_mm`` is the buffer size before the first ``SIZE``."""
 
     NAME = "TSPL label printer"
 
     def __init__(self, *, dpi: int = 203, label_mm: tuple[float, float] = (76, 130), code_page: str = "gbk") -> None:
+        super().__init__()
         self.state = TsplSimState(dpi=dpi, code_page=code_page)
-        self.faults = StatusFaults()
         self.labels: list[PrintedLabel] = []
         self.settings: dict[str, tuple[str, ...]] = {}
         self.unknown: Counter[str] = Counter()
@@ -98,8 +90,6 @@ class TsplPrinterSimulator:
         self._size_mm: tuple[float, float] | None = label_mm
         self._black = self._blank(label_mm)
         self._texts: list[LabelText] = []
-        self._transports: list[PtyEndpoint | TcpEndpoint] = []
-        self._timers: set[asyncio.TimerHandle] = set()
 
     # -- what a person does ----------------------------------------------------------------------
 
@@ -113,23 +103,6 @@ class TsplPrinterSimulator:
     @property
     def can_print(self) -> bool:
         return self.state.status().ready
-
-    def unplug(self) -> None:
-        self.state.unplugged = True
-        for transport in self._transports:
-            transport.unplug()
-
-    # -- faults ----------------------------------------------------------------------------------
-
-    def drop_status_replies(self, n: int = 1) -> None:
-        self.faults.drop += n
-
-    def garbage_before_status(self, data: bytes = b"\xff", n: int = 1) -> None:
-        self.faults.garbage.extend([bytes(data)] * n)
-
-    def delay_status_replies(self, seconds: float, n: int = 1) -> None:
-        self.faults.delay = seconds
-        self.faults.delay_count = n
 
     # -- commands --------------------------------------------------------------------------------
 
@@ -208,48 +181,15 @@ class TsplPrinterSimulator:
 
     def _answer_status(self, write: Write) -> None:
         self.state.status_queries += 1
-        f = self.faults
-        if f.drop:
-            f.drop -= 1
-            return
-        reply = bytes([tspl.encode_status(self.state.status())])
-        if f.garbage:
-            reply = f.garbage.popleft() + reply
-        if f.delay_count:
-            f.delay_count -= 1
-
-            def send() -> None:
-                self._timers.discard(handle)
-                write(reply)
-
-            handle = asyncio.get_running_loop().call_later(f.delay, send)
-            self._timers.add(handle)
-            return
-        write(reply)
+        self._send_status(write, bytes([tspl.encode_status(self.state.status())]))
 
     # -- transports ------------------------------------------------------------------------------
 
-    def _connect(self, write: Write, name: str) -> _Session | None:
-        return None if self.state.unplugged else _Session(self, write, name)
-
-    async def serve_pty(self) -> PtyEndpoint:
-        return await self._serve(PtyEndpoint(self.NAME, self._connect))
-
-    async def serve_tcp(self, host: str = "127.0.0.1", port: int = 0) -> TcpEndpoint:
-        return await self._serve(TcpEndpoint(self.NAME, self._connect, host, port))
-
-    async def _serve(self, transport: PtyEndpoint | TcpEndpoint) -> PtyEndpoint | TcpEndpoint:
-        await transport.start()
-        self._transports.append(transport)
-        return transport
-
-    async def close(self) -> None:
-        for handle in self._timers:
-            handle.cancel()
-        self._timers.clear()
-        transports, self._transports = self._transports, []
-        for transport in transports:
-            await transport.close()
+    def _feed(self, session: Session, data: bytes) -> None:
+        self.received += data
+        session.buf += data
+        for frame in frames(session.buf, lambda buf: tspl.decode(buf, code_page=self.state.code_page)):
+            self._execute(frame, session.write)
 
 
 def _mm(arg: str, dots: int, dpi: int) -> float:
@@ -258,51 +198,12 @@ def _mm(arg: str, dots: int, dpi: int) -> float:
     return float(arg[:-2]) if arg.endswith("mm") else dots * 25.4 / dpi
 
 
-class _Session:
-    def __init__(self, sim: TsplPrinterSimulator, write: Write, name: str) -> None:
-        self.sim = sim
-        self.name = name
-        self.write = write
-        self._buf = bytearray()
-
-    def feed(self, data: bytes) -> None:
-        self.sim.received += data
-        self._buf += data
-        while self._buf:
-            consumed, frame = tspl.decode(self._buf, code_page=self.sim.state.code_page)
-            if not consumed:
-                break
-            del self._buf[:consumed]
-            if frame is not None:
-                self.sim._execute(frame, self.write)
-
-    async def close(self) -> None:
-        pass
-
-
-@dataclass
-class RunningTsplSim:
-    sim: TsplPrinterSimulator
-    transport: PtyEndpoint | TcpEndpoint = field(repr=False)
-
-    @property
-    def url(self) -> str:
-        return self.transport.url
-
-    async def close(self) -> None:
-        await self.sim.close()
+class RunningTsplSim(RunningSim[TsplPrinterSimulator]):
+    """A started label printer simulator: hosts open :attr:`url`; :meth:`close` stops it."""
 
 
 async def run_tspl_printer_sim(transport: str = "pty", **options: object) -> RunningTsplSim:
     """Start a TSPL printer simulator on ``transport``: "pty", or "tcp", "tcp:PORT", "tcp:HOST:PORT".
     ``options`` go to :class:`TsplPrinterSimulator`."""
     sim = TsplPrinterSimulator(**options)  # type: ignore[arg-type]
-    kind, _, where = transport.partition(":")
-    if kind == "pty" and not where:
-        served: PtyEndpoint | TcpEndpoint = await sim.serve_pty()
-    elif kind == "tcp":
-        host, _, port = where.rpartition(":") if ":" in where else ("", "", where)
-        served = await sim.serve_tcp(host or "127.0.0.1", int(port or 0))
-    else:
-        raise ValueError(f"transport must be 'pty' or 'tcp:HOST:PORT', not {transport!r}")
-    return RunningTsplSim(sim, served)
+    return RunningTsplSim(sim, await serve_transport(sim, transport))
