@@ -114,6 +114,7 @@ class BusStats:
     timeouts: int = 0  # query attempts that got no acceptable answer in time
     retries: int = 0
     skipped_bytes: int = 0  # garbage, bad checksums, incomplete frames
+    checksum_errors: int = 0  # complete frames whose checksum was wrong (their bytes are in skipped_bytes)
     stale_bytes: int = 0  # bytes flushed before a request
     link_errors: int = 0
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=256))
@@ -151,6 +152,7 @@ class BusStats:
                 "timeouts",
                 "retries",
                 "skipped_bytes",
+                "checksum_errors",
                 "stale_bytes",
                 "link_errors",
             )
@@ -210,8 +212,12 @@ class Bus:
         gap: float | None = None,
         bits_per_char: int = 10,
         stats: BusStats | None = None,
+        checksum_error: Callable[[bytearray], bool] | None = None,
     ) -> None:
+        """``checksum_error(buf)``: the protocol's test for "``buf`` starts with a complete frame whose
+        checksum alone is wrong", so such frames are counted apart from other skipped bytes."""
         self.link = link
+        self.checksum_error = checksum_error
         self.baudrate = baudrate or link.baudrate
         self.bits_per_char = bits_per_char
         self.reply_timeout = reply_timeout
@@ -309,6 +315,8 @@ class Bus:
             if consumed == 0:
                 break
             if frame is None:
+                if self.checksum_error is not None and self.checksum_error(buf):
+                    self.stats.checksum_errors += 1
                 self.stats.skipped_bytes += consumed
                 log.debug("skipped %d byte(s): %s", consumed, bytes(buf[:consumed]).hex(" "))
             else:

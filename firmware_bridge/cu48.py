@@ -234,6 +234,17 @@ def decode_reply(buf: bytes | bytearray) -> tuple[int, Reply | None]:
     return consumed, Reply(raw[1], raw[2], Status(raw[3]), raw[5:-1])
 
 
+def reply_checksum_error(buf: bytes | bytearray) -> bool:
+    """True when ``buf`` starts with a complete reply whose checksum alone is wrong (the bus
+    statistics' checksum errors; ``decode_reply`` skips it like garbage). Never raises."""
+    if len(buf) < 5 or buf[0] != STX:
+        return False
+    total = _reply_length(buf[:5])
+    if total is None or len(buf) < total:
+        return False
+    return checksum(buf[: total - 1]) != buf[total - 1]
+
+
 def decode(buf: bytes | bytearray, direction: str = "reply") -> tuple[int, Frame | None]:
     """``decode_reply`` (``direction="reply"``, host side) or ``decode_request`` (``"request"``)."""
     if direction == "reply":

@@ -408,6 +408,18 @@ def decode_reply(
     return consumed, QueryAllReply(raw[1], raw[2:-2])
 
 
+def reply_checksum_error(buf: bytes | bytearray, *, status_bytes: int = 3) -> bool:
+    """True when ``buf`` starts with a complete open or query-all reply whose BCC alone is wrong (the
+    bus statistics' checksum errors; ``decode_reply`` skips it like garbage). Never raises on bytes."""
+    if not buf or buf[0] not in REPLY_HEADS:
+        return False
+    length = _open_reply_length if buf[0] == Head.OPEN else _query_all_length(status_bytes)
+    total = length(buf[:_LONGEST])
+    if total in (_IMPOSSIBLE, _NEED_MORE) or len(buf) < total:
+        return False
+    return bcc(buf[:total]) != 0
+
+
 def decode_query_one_reply(buf: bytes | bytearray) -> tuple[int, OpenReply | QueryOneReply | None]:
     """Host-side decoder after a query-one (or an open): open and query-one replies. Never raises."""
 

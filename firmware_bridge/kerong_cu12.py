@@ -333,6 +333,22 @@ def decode_reply(
     return consumed, Reply(header[1], header[2], Command(header[3]), Ask(header[4]), data)
 
 
+def reply_checksum_error(buf: bytes | bytearray, *, data_position: DataPosition = DataPosition.AFTER_SUM) -> bool:
+    """True when ``buf`` starts with a complete reply whose checksum alone is wrong (the bus
+    statistics' checksum errors; ``decode_reply`` skips it like garbage). Never raises."""
+    if not buf or buf[0] != STX or _header_is_impossible(buf[:HEADER_LEN], False) or len(buf) < HEADER_LEN:
+        return False
+    total = HEADER_LEN + 1 + buf[5]
+    if len(buf) < total:
+        return False
+    header = bytes(buf[:HEADER_LEN])
+    if data_position is DataPosition.BEFORE_SUM:
+        data, sum_byte = bytes(buf[HEADER_LEN : total - 1]), buf[total - 1]
+    else:
+        data, sum_byte = bytes(buf[HEADER_LEN + 1 : total]), buf[HEADER_LEN]
+    return checksum(header + data) != sum_byte
+
+
 def decode(
     buf: bytes | bytearray,
     direction: str = "reply",

@@ -304,6 +304,18 @@ def decode_reply(buf: bytes | bytearray) -> tuple[int, StatusReply | None]:
     )
 
 
+def reply_checksum_error(buf: bytes | bytearray) -> bool:
+    """True when ``buf`` starts with a complete reply whose checksum alone is wrong: what the bus
+    statistics count as a checksum error (``decode_reply`` skips it like garbage). Never raises."""
+    if len(buf) < 3 or buf[0] != STX:
+        return False
+    data_len = REPLY_DATA_LEN.get(buf[2])
+    if data_len is None or len(buf) < 5 + data_len:
+        return False
+    raw = bytes(buf[: 5 + data_len])
+    return raw[-2] == ETX and checksum(raw[:-1]) != raw[-1]
+
+
 def decode(buf: bytes | bytearray, direction: str = "reply") -> tuple[int, Frame | None]:
     """``decode_reply`` (``direction="reply"``, host side) or ``decode_request`` (``"request"``)."""
     if direction == "reply":

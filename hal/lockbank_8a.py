@@ -56,6 +56,9 @@ class Generic8ABank(BusLockBank):
         )
         return self._record_unlock(board, channel, ack, ok=True)  # ST is not documented: logged raw
 
+    def _checksum_error(self, buf: bytearray) -> bool:
+        return g8a.reply_checksum_error(buf, status_bytes=self.status_bytes)
+
     async def _read_status(self, board: int) -> BoardStatus:
         def from_this_board(frame: object) -> bool:
             return isinstance(frame, g8a.QueryAllReply) and frame.board == board

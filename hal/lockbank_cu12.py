@@ -72,6 +72,9 @@ class KerongCU12Bank(BusLockBank):
         )
         return self._record_unlock(board, channel, ack, ack is not None and ack.ok)
 
+    def _checksum_error(self, buf: bytearray) -> bool:
+        return cu12.reply_checksum_error(buf, data_position=self.data_position)
+
     async def _read_status(self, board: int) -> BoardStatus:
         def from_this_board(frame: object) -> bool:
             # A success must carry the status bitmap: a DATALEN bit flipped on the wire can reframe

@@ -45,6 +45,9 @@ class CU48Bank(BusLockBank):
         ack = next((f for f in frames if f.board == board and not f.has_status and f.lock == channel), None)
         return self._record_unlock(board, channel, ack, ack is not None and ack.ok)
 
+    def _checksum_error(self, buf: bytearray) -> bool:
+        return cu48.reply_checksum_error(buf)
+
     async def _read_status(self, board: int) -> BoardStatus:
         def from_this_board(frame: object) -> bool:
             # a status reply, or this board saying "failure" (which carries no data)

@@ -40,6 +40,9 @@ class KerongCU16Bank(BusLockBank):
         # an acknowledgement, none is the usual case
         return self._record_unlock(board, channel, frames or None, ok=True)
 
+    def _checksum_error(self, buf: bytearray) -> bool:
+        return cu16.reply_checksum_error(buf)
+
     async def _read_status(self, board: int) -> BoardStatus:
         def from_this_board(frame: object) -> bool:
             return isinstance(frame, cu16.StatusReply) and frame.board == board

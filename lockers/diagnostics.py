@@ -146,8 +146,8 @@ class Diagnostics:
         return out
 
     def bus(self) -> list[dict[str, Any]]:
-        """Per bank: frames per second, timeouts, bytes dropped (garbage or bad checksum), retries,
-        unlock outcomes, and per board the reply latency histogram."""
+        """Per bank: frames per second, timeouts, checksum errors, bytes dropped (garbage and bad
+        frames), retries, unlock outcomes, and per board the reply latency histogram."""
         loop_now = asyncio.get_running_loop().time()
         out = []
         for name, bank in self.custody.doors.banks.items():
@@ -162,6 +162,7 @@ class Diagnostics:
             entry.update(available=True, frames_per_second=stats.frames_per_second(loop_now),
                          frames_sent=counters["frames_sent"], replies=counters["replies"],
                          timeouts=counters["timeouts"], retries=counters["retries"],
+                         checksum_errors=counters["checksum_errors"],
                          dropped_bytes=counters["skipped_bytes"], unexpected_frames=counters["unexpected_frames"],
                          link_errors=counters["link_errors"], latency=stats.latency_summary(),
                          boards={str(b): stats.board(b).as_dict() for b in bank.profile.boards})

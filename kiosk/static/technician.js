@@ -84,7 +84,8 @@ async function refreshBus() {
   box.replaceChildren(...banks.map((b) => {
     if (!b.available) return el("p", {}, b.bank + " (" + b.protocol + "): " + texts.noStats);
     const head = el("p", {}, `${b.bank} (${b.protocol}): ${b.frames_per_second} ${texts.fps}, ${b.replies} ${texts.replies}, ` +
-                    `${b.timeouts} ${texts.timeouts}, ${b.retries} ${texts.retries}, ${b.dropped_bytes} ${texts.dropped}`);
+                    `${b.timeouts} ${texts.timeouts}, ${b.checksum_errors} ${texts.checksumErrors}, ${b.retries} ${texts.retries}, ` +
+                    `${b.dropped_bytes} ${texts.dropped}`);
     const rows = Object.entries(b.boards).map(([board, s]) => el("tr", {},
       el("td", {}, texts.board + " " + board), el("td", {}, s.replies), el("td", {}, s.timeouts),
       el("td", {}, histogram(s.latency_histogram))));

@@ -192,3 +192,14 @@ async def test_replies_and_timeouts_are_filed_per_board(wired):
     assert sum(zero["latency_histogram"].values()) == 3 and sum(one["latency_histogram"].values()) == 1
     # 6 frames went out just now: the 10 s window sees all of them
     assert bus.stats.frames_per_second(asyncio.get_running_loop().time()) == 0.6
+
+
+async def test_replies_with_a_wrong_checksum_are_counted_apart_from_garbage(wired):
+    sim, bus = wired
+    bus.checksum_error = cu16.reply_checksum_error
+    sim.garbage_before_reply(b"\xff\xfe")
+    sim.corrupt_replies(1)  # the first reply has a flipped byte: its checksum no longer matches
+    reply = await bus.transact(STATUS_0, cu16.decode_reply, expect=from_board(0), timeout=0.05, retries=1)
+    assert reply == sim.status_reply(0)
+    assert bus.stats.checksum_errors == 1
+    assert bus.stats.as_dict()["checksum_errors"] == 1

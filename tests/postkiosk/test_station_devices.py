@@ -46,6 +46,16 @@ async def test_technician_sees_every_device_and_what_is_wrong_with_one(tmp_path)
             label = await c.post("/api/tech/printer/test", headers=auth, json={"printer": "label_printer"})
             assert label.status_code == 200, label.text
 
+            # bus statistics: a reply spoiled on the wire shows as a checksum error of bank A
+            demo.sims["A"].sim.corrupt_replies(1)
+            for _ in range(200):
+                bus = (await c.get("/api/tech/bus", headers=auth)).json()[0]
+                if bus["checksum_errors"]:
+                    break
+                await asyncio.sleep(0.02)
+            assert bus["bank"] == "A" and bus["checksum_errors"] == 1 and bus["frames_per_second"] > 0
+            assert sum(bus["boards"]["0"]["latency_histogram"].values()) == bus["boards"]["0"]["replies"] > 0
+
             receipt.set_paper("out")
             demo.device_sims["label_printer"].sim.set(head_open=True)
             refused = await c.post("/api/tech/printer/test", headers=auth, json={"printer": "receipt_printer"})
