@@ -740,9 +740,10 @@ class Custody:
             reply = await self.doors.unlock(spec.address)
         except HalError as err:
             log.error("unlock of %s could not be sent: %s", spec.label, err)
+            error = type(err).__name__
             await self.db.write(lambda c: journal.append(
                 c, at=self._now(), kind="unlock_not_sent", actor="system", compartment=spec.label,
-                parcel_id=tracker.parcel_id, error=type(err).__name__))
+                parcel_id=tracker.parcel_id, error=error))
             await self._abandon(tracker, "lock_bus_error")
             raise DoorUnavailable(f"the lock of {spec.label} did not take the command") from err
         crashpoint(f"{tracker.kind}.unlock_sent")
