@@ -34,6 +34,8 @@ if [ ! -f "$stamp" ]; then
   echo "setup: installing Python packages into .venv"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
   .venv/bin/python -m pip install -q -e ".[test]"
+  # jionlp unpacks its region dictionaries on first import: do it now, as the installing user
+  .venv/bin/python -c "import lockers.address as a; a.warm_up()" >/dev/null
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
