@@ -66,6 +66,8 @@ TOKEN_PREFIX = "PK1-"
 TOKEN_BYTES = 16  # 128 bits (T-D1 asks for at least 128)
 LIVE_STATES = ("depositing", "stored", "picking_up", "refused", "retrieving")
 REFUSE_REASONS = ("damaged", "late", "short", "wrong_item", "other")
+#: why a collecting courier refuses an outbound item at inspection (R14, R15)
+INSPECTION_REASONS = ("prohibited", "not_as_declared", "badly_packed", "over_limits", "other")
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,7 @@ class CustodySettings:
     login_failure_limit: int = 10
     login_lock_seconds: float = 1800.0
     uncommanded_grace: float = 3.0
+    collect_carriers: tuple[str, ...] = ()  # carriers whose couriers collect outbound mail; empty: all
     notice_retry_delays: tuple[float, ...] = (2.0, 10.0, 60.0, 300.0)
     housekeeping_interval: float = 60.0
 
@@ -157,6 +160,16 @@ class _Tracker:
     seen_open: bool = False
     refuse_reason: str | None = None
     intent_id: int | None = None
+    posting_id: int | None = None  # an outbound parcel: a resident's drop-off, a courier's collection
+    courier: Courier | None = None  # who collects an outbound parcel
+    inspection: str | None = None  # "passed", or why the collecting courier refused the item (R14, R15)
+
+    @property
+    def flow(self) -> str:
+        """The name events of this flow carry: posting drop-offs and collections have their own."""
+        if self.posting_id is not None:
+            return {"deposit": "posting", "retrieve": "collect"}.get(self.kind, self.kind)
+        return self.kind
 
 
 class Custody:
@@ -274,6 +287,19 @@ class Custody:
         reading = self.doors.reading(spec.address)
         return reading.door is DoorState.CLOSED and reading.item is not True and spec.label not in self._trackers
 
+    def _pick_compartment(self, conn: sqlite3.Connection, size: str) -> sqlite3.Row:
+        """The smallest free compartment of ``size`` or larger whose door reads closed and empty."""
+        usable = [label for label, spec in self.layout.items() if self._fits(spec)]
+        row = conn.execute(
+            f"""SELECT id, label, size FROM compartments
+                WHERE state = 'free' AND label IN ({_marks(usable) or 'NULL'})
+                  AND {_SIZE_RANK} >= ? ORDER BY {_SIZE_RANK}, label LIMIT 1""",
+            (*usable, SIZES.index(size)),
+        ).fetchone()
+        if row is None:
+            raise NoCompartmentFree(f"no free compartment of size {size} or larger")
+        return row
+
     async def start_deposit(self, courier: Courier, *, tracking: str, phone: str, size: str,
                             consent: bool, locker_is_address: bool = False) -> DoorTicket:
         """Reserve the smallest free compartment that fits, commit, then open its door.
@@ -295,15 +321,7 @@ class Custody:
                                (tracking, *LIVE_STATES)).fetchone()
             if dup:
                 raise InvalidInput("tracking", "this parcel is already in the locker")
-            usable = [label for label, spec in self.layout.items() if self._fits(spec)]
-            row = conn.execute(
-                f"""SELECT id, label, size FROM compartments
-                    WHERE state = 'free' AND label IN ({_marks(usable) or 'NULL'})
-                      AND {_SIZE_RANK} >= ? ORDER BY {_SIZE_RANK}, label LIMIT 1""",
-                (*usable, SIZES.index(size)),
-            ).fetchone()
-            if row is None:
-                raise NoCompartmentFree(f"no free compartment of size {size} or larger")
+            row = self._pick_compartment(conn, size)
             cur = conn.execute(
                 """INSERT INTO parcels (tracking_no, courier_id, phone_enc, phone_hmac, phone_masked, size,
                                         consent, compartment_id, state, created_at)
@@ -349,23 +367,29 @@ class Custody:
         tracker = self._trackers.pop(label, None)
         now = self._now()
 
-        def tx(conn: sqlite3.Connection) -> bool:
-            row = conn.execute("SELECT compartment_id FROM parcels WHERE id = ? AND state = 'depositing'",
+        def tx(conn: sqlite3.Connection) -> tuple[bool, int | None]:
+            row = conn.execute("SELECT compartment_id, posting_id FROM parcels WHERE id = ? AND state = 'depositing'",
                                (parcel_id,)).fetchone()
             if row is None:
-                return False
+                return False, None
             conn.execute("UPDATE parcels SET state = 'cancelled', ended_at = ? WHERE id = ?", (now, parcel_id))
             conn.execute("UPDATE compartments SET state = ? WHERE id = ?", (compartment_state, row["compartment_id"]))
             _resolve(conn, parcel_id, "opened" if tracker and tracker.seen_open else "not_opened", now)
-            journal.append(conn, at=now, kind="deposit_cancelled", actor=actor, compartment=label,
-                           parcel_id=parcel_id, reason=reason)
-            return True
+            journal.append(conn, at=now, kind="dropoff_cancelled" if row["posting_id"] else "deposit_cancelled",
+                           actor=actor, compartment=label, parcel_id=parcel_id, reason=reason,
+                           posting_id=row["posting_id"])
+            return True, row["posting_id"]
 
-        if await self.db.write(tx):
+        done, posting_id = await self.db.write(tx)
+        if done:
             crashpoint("deposit.cancelled")
-            self._emit(FlowEvent("deposit.cancelled", parcel_id, label, {"reason": reason}))
+            flow = "posting" if posting_id is not None else "deposit"
+            self._emit(FlowEvent(f"{flow}.cancelled", parcel_id, label, {"reason": reason}))
 
     async def _store(self, tracker: _Tracker) -> None:
+        if tracker.posting_id is not None:
+            await self._store_outbound(tracker)
+            return
         now = self._now()
         free_until = now + self.settings.free_storage_hours * 3600
 
@@ -668,6 +692,172 @@ class Custody:
             await self._pulse(self._trackers[label])
         return DoorTicket(parcel_id, label, size)
 
+    # ------------------------------------------------------------------ outbound mail (postings)
+
+    async def start_dropoff(self, posting_id: int, *, waybill: str, phone: str, size: str) -> DoorTicket:
+        """A resident's paid, labelled parcel goes into an outbound compartment: reserve the smallest
+        free one that fits, commit the parcel (no courier, no pickup code) and the intent, then open.
+
+        ``phone`` is the sender's: staff can reach them if the collecting courier refuses the item.
+        The parcel is stored when the door is seen closed with it inside; the posting then reads
+        ``in_locker``.
+        """
+        phone = normalize_phone(phone)
+        if size not in SIZES:
+            raise InvalidInput("size", f"size must be one of {', '.join(SIZES)}")
+        now = self._now()
+
+        def tx(conn: sqlite3.Connection) -> tuple[int, str, str]:
+            posting = conn.execute("SELECT state FROM postings WHERE id = ?", (posting_id,)).fetchone()
+            if posting is None or posting["state"] != "printed":
+                raise FlowConflict("this posting is not waiting to be put in the locker")
+            live = conn.execute(f"SELECT 1 FROM parcels WHERE posting_id = ? AND state IN ({_marks(LIVE_STATES)})",
+                                (posting_id, *LIVE_STATES)).fetchone()
+            if live:
+                raise FlowConflict("this posting is already in the locker")
+            row = self._pick_compartment(conn, size)
+            cur = conn.execute(
+                """INSERT INTO parcels (tracking_no, courier_id, posting_id, phone_enc, phone_hmac, phone_masked,
+                                        size, consent, compartment_id, state, created_at)
+                   VALUES (?, NULL, ?, ?, ?, ?, ?, 'sender_posted', ?, 'depositing', ?)""",
+                (waybill, posting_id, self.keys.encrypt("phone", phone), self.keys.mac("phone", phone),
+                 mask_phone(phone), size, row["id"], now),
+            )
+            parcel_id = int(cur.lastrowid)
+            conn.execute("UPDATE compartments SET state = 'reserved' WHERE id = ?", (row["id"],))
+            _intent(conn, row["id"], parcel_id, "deposit", "resident", now)
+            journal.append(conn, at=now, kind="dropoff_started", actor="resident", compartment=row["label"],
+                           parcel_id=parcel_id, posting_id=posting_id, tracking=waybill, size=size)
+            return parcel_id, row["label"], row["size"]
+
+        async with self._lock:
+            parcel_id, label, comp_size = await self.db.write(tx)
+            crashpoint("dropoff.reserved")
+            mono = self._mono()
+            tracker = _Tracker("deposit", parcel_id, self.layout[label],
+                               open_deadline=mono + self.settings.deposit_open_timeout,
+                               close_deadline=mono + self.settings.deposit_close_timeout, posting_id=posting_id)
+            self._trackers[label] = tracker
+            await self._pulse(tracker)
+        return DoorTicket(parcel_id, label, comp_size)
+
+    async def _store_outbound(self, tracker: _Tracker) -> None:
+        now = self._now()
+
+        def tx(conn: sqlite3.Connection) -> str:
+            conn.execute("UPDATE parcels SET state = 'stored', stored_at = ? WHERE id = ?", (now, tracker.parcel_id))
+            conn.execute("UPDATE compartments SET state = 'occupied' WHERE label = ?", (tracker.spec.label,))
+            conn.execute("UPDATE postings SET state = 'in_locker' WHERE id = ? AND state = 'printed'",
+                         (tracker.posting_id,))
+            _resolve(conn, tracker.parcel_id, "opened", now)
+            journal.append(conn, at=now, kind="dropoff_stored", actor="resident", compartment=tracker.spec.label,
+                           parcel_id=tracker.parcel_id, posting_id=tracker.posting_id)
+            return conn.execute("SELECT tracking_no FROM parcels WHERE id = ?", (tracker.parcel_id,)).fetchone()[0]
+
+        waybill = await self.db.write(tx)
+        crashpoint("dropoff.stored")
+        self._emit(FlowEvent("posting.stored", tracker.parcel_id, tracker.spec.label,
+                             {"posting_id": tracker.posting_id, "waybill": waybill}))
+
+    def _may_collect(self, courier: Courier) -> bool:
+        allowed = self.settings.collect_carriers
+        return not allowed or courier.carrier in allowed
+
+    async def collections(self, courier: Courier) -> list[dict[str, Any]]:
+        """Outbound parcels waiting for collection, for couriers of the carriers that collect mail
+        here (every courier when none is configured). No sender or recipient details: the waybill,
+        the compartment, where it goes, its weight."""
+        if not self._may_collect(courier):
+            return []
+        rows = await self.db.read(lambda c: c.execute(
+            "SELECT p.id, p.tracking_no, p.stored_at, c.label, s.dest_province, s.dest_city, s.weight_g,"
+            " s.category, s.quantity, s.payment_state FROM parcels p JOIN compartments c ON c.id = p.compartment_id"
+            " JOIN postings s ON s.id = p.posting_id WHERE p.state = 'stored' AND p.posting_id IS NOT NULL"
+            " ORDER BY p.stored_at").fetchall())
+        return [{"parcel_id": r["id"], "compartment": r["label"], "waybill": r["tracking_no"],
+                 "destination": f"{r['dest_province'] or ''} {r['dest_city'] or ''}".strip(),
+                 "weight_g": r["weight_g"], "category": r["category"], "quantity": r["quantity"],
+                 "payment": r["payment_state"], "stored_at": r["stored_at"]} for r in rows]
+
+    async def start_collection(self, courier: Courier, parcel_id: int) -> DoorTicket:
+        """Open the compartment of an outbound parcel for a courier who collects it. The courier
+        inspects the item at the open door (``record_inspection``); closing the door with the
+        compartment empty hands it over."""
+        listed = {r["parcel_id"] for r in await self.collections(courier)}
+        if parcel_id not in listed:
+            raise NotAllowed("not an outbound parcel you may collect")
+        now = self._now()
+
+        def tx(conn: sqlite3.Connection) -> tuple[str, str, int]:
+            row = conn.execute("SELECT p.state, p.posting_id, p.compartment_id, c.label, c.size FROM parcels p"
+                               " JOIN compartments c ON c.id = p.compartment_id WHERE p.id = ?",
+                               (parcel_id,)).fetchone()
+            if row["state"] != "stored":
+                raise FlowConflict(f"the parcel is {row['state']}")
+            conn.execute("UPDATE parcels SET state = 'retrieving' WHERE id = ?", (parcel_id,))
+            _intent(conn, row["compartment_id"], parcel_id, "retrieve", f"courier:{courier.login}", now)
+            journal.append(conn, at=now, kind="collection_started", actor=f"courier:{courier.login}",
+                           compartment=row["label"], parcel_id=parcel_id, posting_id=row["posting_id"])
+            return row["label"], row["size"], row["posting_id"]
+
+        async with self._lock:
+            label, size, posting_id = await self.db.write(tx)
+            crashpoint("collect.intent")
+            tracker = _Tracker("retrieve", parcel_id, self.layout[label],
+                               open_deadline=self._mono() + self.settings.pickup_open_timeout,
+                               close_deadline=None, posting_id=posting_id, courier=courier)
+            self._trackers[label] = tracker
+            await self._pulse(tracker)
+        return DoorTicket(parcel_id, label, size)
+
+    async def record_inspection(self, courier: Courier, parcel_id: int, *, passed: bool,
+                                reason: str | None = None) -> str:
+        """The collecting courier inspected the item at the open door (收寄验视). Passed: it leaves
+        with them when the door closes empty. Refused (a prohibited or mismatched item): it leaves
+        with them too, for the counter, and the posting is marked refused with the reason."""
+        if not passed and reason not in INSPECTION_REASONS:
+            raise InvalidInput("reason", f"reason must be one of {', '.join(INSPECTION_REASONS)}")
+        async with self._lock:
+            tracker = next((t for t in self._trackers.values()
+                            if t.kind == "retrieve" and t.parcel_id == parcel_id and t.posting_id is not None), None)
+            if tracker is None or tracker.courier is None or tracker.courier.id != courier.id:
+                raise FlowConflict("you are not collecting this parcel")
+            if not tracker.seen_open:
+                raise FlowConflict("the door of this parcel is not open yet")
+            tracker.inspection = "passed" if passed else str(reason)
+            now = self._now()
+            await self.db.write(lambda c: journal.append(
+                c, at=now, kind="inspection_recorded", actor=f"courier:{courier.login}",
+                compartment=tracker.spec.label, parcel_id=parcel_id, posting_id=tracker.posting_id,
+                result=tracker.inspection))
+            self._emit(FlowEvent("collect.inspected", parcel_id, tracker.spec.label, {"result": tracker.inspection}))
+            return tracker.spec.label
+
+    async def _dispatched(self, tracker: _Tracker) -> None:
+        """An outbound parcel left with the collecting courier."""
+        now = self._now()
+        inspection = tracker.inspection or "not_recorded"
+        posting_state = "inspection_refused" if inspection not in ("passed", "not_recorded") else "collected"
+        courier_id = tracker.courier.id if tracker.courier else None
+        actor = f"courier:{tracker.courier.login}" if tracker.courier else "courier"
+
+        def tx(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE parcels SET state = 'dispatched', courier_id = COALESCE(?, courier_id), ended_at = ?"
+                         " WHERE id = ?", (courier_id, now, tracker.parcel_id))
+            conn.execute("UPDATE compartments SET state = 'free' WHERE label = ? AND state = 'occupied'",
+                         (tracker.spec.label,))
+            conn.execute("UPDATE postings SET state = ?, end_reason = ?, ended_at = ? WHERE id = ?",
+                         (posting_state, None if posting_state == "collected" else inspection, now,
+                          tracker.posting_id))
+            _resolve(conn, tracker.parcel_id, "opened", now)
+            journal.append(conn, at=now, kind="dispatched", actor=actor, compartment=tracker.spec.label,
+                           parcel_id=tracker.parcel_id, posting_id=tracker.posting_id, inspection=inspection)
+
+        await self.db.write(tx)
+        crashpoint("collect.dispatched")
+        self._emit(FlowEvent("collect.dispatched", tracker.parcel_id, tracker.spec.label,
+                             {"inspection": inspection}))
+
     # ------------------------------------------------------------------ technician
 
     async def technician_open(self, actor: str, label: str, reason: str) -> None:
@@ -778,7 +968,7 @@ class Custody:
                            compartment=tracker.spec.label, parcel_id=tracker.parcel_id)
 
         await self.db.write(tx)
-        self._emit(FlowEvent(f"{tracker.kind}.{reason}", tracker.parcel_id, tracker.spec.label))
+        self._emit(FlowEvent(f"{tracker.flow}.{reason}", tracker.parcel_id, tracker.spec.label))
 
     async def _finish(self, tracker: _Tracker, item: bool | None) -> None:
         """The door closed after having been seen open: decide what the closing meant."""
@@ -798,6 +988,8 @@ class Custody:
         elif tracker.kind == "retrieve":
             if item is True:
                 await self._back_to_waiting(tracker, "not_taken")
+            elif tracker.posting_id is not None:
+                await self._dispatched(tracker)
             else:
                 await self._leaves(tracker, "returned", "courier", "retrieve.returned")
         else:
@@ -879,7 +1071,7 @@ class Custody:
 
             await self.db.write(opened)
             crashpoint(f"{tracker.kind}.door_open_recorded")
-            self._emit(FlowEvent(f"{tracker.kind}.door_open", tracker.parcel_id, spec.label))
+            self._emit(FlowEvent(f"{tracker.flow}.door_open", tracker.parcel_id, spec.label))
         elif after.door is DoorState.CLOSED and tracker.seen_open:
             await self._finish(tracker, after.item)
 

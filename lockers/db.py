@@ -173,6 +173,88 @@ MIGRATIONS: list[str] = [
     ALTER TABLE accounts ADD COLUMN role TEXT NOT NULL DEFAULT 'courier'
         CHECK (role IN ('courier', 'technician', 'staff'));
     """,
+    # 4: posting a parcel at the kiosk. A posting holds the real-name record and the waybill; its
+    #    parcel waits in an outbound compartment as a row of ``parcels`` (no courier until one
+    #    collects it, no pickup code). Personal data is AES-GCM encrypted, looked up by keyed HMAC.
+    #    parcels is rebuilt for the nullable courier, the posting link, the sender's consent basis
+    #    and the 'dispatched' end state.
+    """
+    CREATE TABLE postings (
+        id              INTEGER PRIMARY KEY,
+        state           TEXT NOT NULL CHECK (state IN ('reading_card', 'drafting', 'priced', 'paid', 'printed',
+                                                       'in_locker', 'collected', 'inspection_refused',
+                                                       'refused', 'cancelled')),
+        notice_version  TEXT NOT NULL,
+        created_at      REAL NOT NULL,
+        id_type         TEXT,
+        id_enc          BLOB,
+        id_hmac         BLOB,
+        id_masked       TEXT,
+        sender_enc      BLOB,
+        sender_masked   TEXT,
+        recipient_enc   BLOB,
+        recipient_masked TEXT,
+        dest_province   TEXT,
+        dest_city       TEXT,
+        elderly         INTEGER NOT NULL DEFAULT 0,
+        category        TEXT,
+        quantity        INTEGER,
+        size            TEXT,
+        weight_g        INTEGER,
+        zone            TEXT,
+        price_fen       INTEGER,
+        payment_method  TEXT,
+        payment_state   TEXT,
+        waybill         TEXT UNIQUE,
+        paid_at         REAL,
+        printed_at      REAL,
+        leaves_at       REAL,
+        end_reason      TEXT,
+        ended_at        REAL,
+        shredded_at     REAL
+    );
+    CREATE INDEX postings_id_hmac ON postings(id_hmac);
+    CREATE INDEX postings_state ON postings(state);
+    CREATE TABLE parcels_v4 (
+        id              INTEGER PRIMARY KEY,
+        tracking_no     TEXT NOT NULL,
+        courier_id      INTEGER REFERENCES accounts(id),
+        posting_id      INTEGER REFERENCES postings(id),
+        phone_enc       BLOB NOT NULL,
+        phone_hmac      BLOB NOT NULL,
+        phone_masked    TEXT NOT NULL,
+        size            TEXT NOT NULL,
+        consent         TEXT NOT NULL CHECK (consent IN ('recipient_agreed', 'locker_is_address', 'sender_posted')),
+        compartment_id  INTEGER NOT NULL REFERENCES compartments(id),
+        state           TEXT NOT NULL CHECK (state IN ('depositing', 'stored', 'picking_up', 'refused',
+                                                       'retrieving', 'collected', 'cancelled', 'returned',
+                                                       'dispatched')),
+        code_hmac       BLOB,
+        token_hmac      BLOB,
+        refuse_reason   TEXT,
+        created_at      REAL NOT NULL,
+        stored_at       REAL,
+        free_until      REAL,
+        reminded_at     REAL,
+        ended_at        REAL,
+        CHECK (courier_id IS NOT NULL OR posting_id IS NOT NULL)  -- a courier's parcel, or a posting
+    );
+    INSERT INTO parcels_v4 (id, tracking_no, courier_id, phone_enc, phone_hmac, phone_masked, size, consent,
+                            compartment_id, state, code_hmac, token_hmac, refuse_reason, created_at, stored_at,
+                            free_until, reminded_at, ended_at)
+        SELECT id, tracking_no, courier_id, phone_enc, phone_hmac, phone_masked, size, consent,
+               compartment_id, state, code_hmac, token_hmac, refuse_reason, created_at, stored_at,
+               free_until, reminded_at, ended_at FROM parcels;
+    DROP TABLE parcels;
+    ALTER TABLE parcels_v4 RENAME TO parcels;
+    CREATE UNIQUE INDEX parcels_live_code ON parcels(code_hmac) WHERE state IN ('stored', 'picking_up');
+    CREATE UNIQUE INDEX parcels_live_token ON parcels(token_hmac) WHERE state IN ('stored', 'picking_up');
+    CREATE UNIQUE INDEX parcels_live_compartment ON parcels(compartment_id)
+        WHERE state IN ('depositing', 'stored', 'picking_up', 'refused', 'retrieving');
+    CREATE INDEX parcels_phone ON parcels(phone_hmac);
+    CREATE INDEX parcels_state ON parcels(state);
+    CREATE INDEX parcels_posting ON parcels(posting_id);
+    """,
 ]
 
 

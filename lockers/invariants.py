@@ -9,7 +9,8 @@ from __future__ import annotations
 import sqlite3
 from collections import Counter
 
-STATES = {"depositing", "stored", "picking_up", "refused", "retrieving", "collected", "cancelled", "returned"}
+STATES = {"depositing", "stored", "picking_up", "refused", "retrieving", "collected", "cancelled", "returned",
+          "dispatched"}
 LIVE = ("depositing", "stored", "picking_up", "refused", "retrieving")
 #: compartment state -> the live parcel states allowed in it
 FITS = {
@@ -53,7 +54,7 @@ def check(conn: sqlite3.Connection) -> list[str]:
                                  " AND state IN ('stored', 'picking_up') GROUP BY 1 HAVING COUNT(*) > 1"):
             problems.append(f"a live {column} maps to {n} parcels")
     for pid, state in conn.execute("SELECT id, state FROM parcels WHERE state IN ('stored', 'picking_up')"
-                                   " AND code_hmac IS NULL"):
+                                   " AND code_hmac IS NULL AND posting_id IS NULL"):
         problems.append(f"parcel {pid} is {state} without a pickup code")
     rows = conn.execute(f"SELECT c.label, c.state, p.id, p.state FROM compartments c LEFT JOIN parcels p"
                         f" ON p.compartment_id = c.id AND p.state IN ({marks})", LIVE).fetchall()
