@@ -27,10 +27,12 @@ from kiosk import i18n, scans
 from kiosk.errors import SessionRequired, StaffLoginFailed, TerminalBusy, describe
 from kiosk.i18n import _
 from kiosk.sessions import SESSION_COOKIE, RequireRole, Session, Sessions
+from kiosk.posting import add_posting_routes
 from kiosk.technician import add_technician_routes
 from kiosk.terminal import Screen, Terminal
 from lockers.custody import REFUSE_REASONS, SIZES, Custody
 from lockers.diagnostics import Diagnostics
+from lockers.posting import PostingDesk
 from lockers.errors import CustodyError, FlowConflict, StorageError
 
 HERE = Path(__file__).parent
@@ -48,6 +50,7 @@ class Kiosk:
     station_phone: str = ""
     maintenance: str | None = None  # why the station refuses to serve (unsafe storage, ...)
     diagnostics: Diagnostics | None = None  # the technician's view (None: no technician page)
+    posting: PostingDesk | None = None  # posting a parcel (None: the station does not offer it)
 
 
 require_courier = RequireRole("courier")
@@ -147,6 +150,7 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
             "session": session, "sizes": SIZES, "path": request.url.path, **context})
 
     add_technician_routes(app, page)
+    add_posting_routes(app, page, kiosk)
 
     # ---------------------------------------------------------------- pages
 
@@ -185,7 +189,8 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
         session = kiosk.sessions.get(request.cookies.get(SESSION_COOKIE), roles=("courier",))
         if not session:
             return RedirectResponse("/courier", status_code=303)
-        return page(request, "retrieve.html", parcels=await kiosk.custody.retrievals(session.courier))
+        return page(request, "retrieve.html", parcels=await kiosk.custody.retrievals(session.courier),
+                    outbound=await kiosk.custody.collections(session.courier))
 
     @app.get("/help", response_class=HTMLResponse, include_in_schema=False)
     async def help_page(request: Request) -> HTMLResponse:

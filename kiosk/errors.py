@@ -10,6 +10,7 @@ from typing import Any
 
 from kiosk.i18n import _
 from lockers import errors as e
+from lockers.posting import PostingRefused, PostingUnavailable
 
 
 class SessionRequired(Exception):
@@ -56,9 +57,30 @@ def describe(err: Exception) -> tuple[int, dict[str, Any]]:
                 "phone": _("Please enter the recipient's 11-digit mobile number."),
                 "tracking": _("Please enter the tracking number: 6 to 32 letters and digits."),
                 "size": _("Please choose a compartment size."),
+                "recipient_name": _("Please enter the recipient's name."),
+                "recipient_phone": _("Please enter the recipient's phone: a mobile number, or a landline with its area code."),
+                "recipient_address": _("Please enter the recipient's address with the province and the street."),
+                "sender_phone": _("Please enter your own mobile number."),
+                "declaration_missing": _("Please confirm that the item holds nothing that cannot be posted."),
+                "quantity": _("Please choose how many items, 1 to 99."),
+                "unknown_category": _("Please choose what you are sending."),
+                "agreed": _("Please read the notice and agree before the card is read."),
+                "from_posting": _("Please choose one of your recent recipients."),
             }.get(err.field) or _("Something you entered is not right: %(what)s", what=str(err))
             if str(err) == "this parcel is already in the locker":
                 body["message"] = _("This parcel is already in the locker.")
+        case PostingUnavailable():
+            status = 503
+            body["reason"] = err.reason
+            body["message"] = (_("Posting is not available right now: the surveillance camera is not working. "
+                                 "Picking up parcels works as usual.") if err.reason == "camera_down" else
+                               _("Posting is not available at this kiosk right now. Please ask the staff."))
+        case PostingRefused():
+            status = 422
+            body["reason"] = err.reason
+            body["message"] = (_("This item must be inspected at the counter before it can be posted.")
+                               if err.reason == "needs_counter_inspection" else
+                               _("We cannot accept this item: it is on the list of items that cannot be posted."))
         case e.FeeDue():
             status = 402
             body["fee_fen"] = err.fee_fen

@@ -26,13 +26,19 @@ RESULTS: dict[str, tuple[str, str]] = {
     "retrieve.returned": ("returned", "ok"),
     "retrieve.not_taken": ("retrieve_not_taken", "warn"),
     "retrieve.door_not_opened": ("door_not_opened", "error"),
+    "posting.stored": ("posted", "ok"),
+    "posting.cancelled": ("dropoff_cancelled", "warn"),
+    "collect.dispatched": ("dispatched", "ok"),
+    "collect.not_taken": ("retrieve_not_taken", "warn"),
+    "collect.door_not_opened": ("door_not_opened", "error"),
+    "collect.lock_bus_error": ("door_not_opened", "error"),
 }
 
 
 @dataclass(frozen=True)
 class Screen:
     name: str = "home"  # home | door | result
-    flow: str | None = None  # deposit | pickup | retrieve
+    flow: str | None = None  # deposit | pickup | retrieve | posting | collect
     refusing: bool = False  # the resident chose to refuse the parcel on screen
     compartment: str | None = None
     parcel_id: int | None = None
@@ -105,6 +111,10 @@ class Terminal:
                 queue.put_nowait((event, data))
                 sent += 1
         return sent
+
+    def publish(self, event: str, data: dict[str, Any]) -> None:
+        """Send an event to every listening page (the posting flow's changes)."""
+        self._publish(event, data)
 
     def _publish(self, event: str, data: dict[str, Any]) -> None:
         for queue in list(self._subscribers):

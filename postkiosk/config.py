@@ -288,6 +288,48 @@ class BankConfig(_Frozen):
         return specs
 
 
+class PostingConfig(_Frozen):
+    """Posting at the kiosk: the tariff, the collection times and cut-offs, the S10 block.
+
+    ``tariff``: ``origin_province``, ``zones`` (zone -> provinces), ``prices`` (zone ->
+    first_weight_g, first_fen, step_g, step_fen), ``max_weight_g``; ``postkiosk config sample``
+    prints the default. ``schedule``: ``collections`` (["09:30", ...]), ``same_day_cutoff``,
+    ``regional_cutoff``, ``regional_by``. ``serial_first``..``serial_last``: the block of UPU S10
+    serials the postal operator gave this station. ``collect_carriers``: the carriers whose couriers
+    collect outbound mail here (empty: every courier)."""
+
+    enabled: bool = True
+    tariff: dict[str, Any] = Field(default_factory=lambda: _default_tariff())
+    schedule: dict[str, Any] = Field(default_factory=dict)
+    service_indicator: str = Field("CP", pattern=r"^[A-IL-RU-VX-Z][A-Z]$")  # J, K, S, T, W are reserved
+    country: str = Field("CN", pattern=r"^[A-Z]{2}$")
+    serial_first: int = Field(10_000_000, ge=0, le=99_999_999)
+    serial_last: int = Field(99_999_999, ge=0, le=99_999_999)
+    tracking_url: str = "https://track.example.cn/{waybill}"
+    service_name: str = "标准快递"
+    elderly_age: int = Field(60, ge=50, le=80)
+    id_retention_days: float = Field(7.0, gt=0, le=365)
+    idle_timeout: float = Field(180.0, ge=30)
+    collect_carriers: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _parts_valid(self) -> PostingConfig:
+        from lockers.dispatch import DispatchSchedule
+        from lockers.tariff import Tariff
+
+        if self.serial_first > self.serial_last:
+            raise ValueError("posting: serial_first is after serial_last")
+        Tariff.from_config(self.tariff)
+        DispatchSchedule.from_config(self.schedule)
+        return self
+
+
+def _default_tariff() -> dict[str, Any]:
+    from lockers.tariff import DEFAULT_TARIFF
+
+    return dict(DEFAULT_TARIFF)
+
+
 def _demo_banks() -> tuple[BankConfig, ...]:
     return (BankConfig(name="A", simulate=True),)
 
@@ -307,6 +349,7 @@ class Config(BaseSettings):
     label_printer: PrinterConfig | None = None
     scale: ScaleConfig | None = None
     camera: CameraConfig | None = None
+    posting: PostingConfig = Field(default_factory=PostingConfig)
     source: str = "built-in demo configuration"
 
     @field_validator("banks")
@@ -331,7 +374,22 @@ class Config(BaseSettings):
 
     def custody_settings(self) -> CustodySettings:
         return CustodySettings(station_name=self.station.name, station_address=self.station.address,
-                               free_storage_hours=self.station.free_storage_hours)
+                               free_storage_hours=self.station.free_storage_hours,
+                               collect_carriers=self.posting.collect_carriers)
+
+    def posting_settings(self) -> Any:
+        """``lockers.posting.PostingSettings`` from the [posting] section."""
+        from lockers.dispatch import DispatchSchedule
+        from lockers.posting import PostingSettings
+        from lockers.tariff import Tariff
+
+        p = self.posting
+        return PostingSettings(tariff=Tariff.from_config(p.tariff), schedule=DispatchSchedule.from_config(p.schedule),
+                               service_indicator=p.service_indicator, country=p.country,
+                               serial_first=p.serial_first, serial_last=p.serial_last, tracking_url=p.tracking_url,
+                               service_name=p.service_name, station_name=self.station.name,
+                               elderly_age=p.elderly_age, id_retention_days=p.id_retention_days,
+                               idle_timeout=p.idle_timeout)
 
     @property
     def is_demo(self) -> bool:

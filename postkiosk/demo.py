@@ -23,6 +23,7 @@ from lockers.db import connect
 from postkiosk.config import Config
 from postkiosk.service import Station
 from simulators.camera import SimulatedCamera, idle_frame
+from simulators.device_panel import device_router
 from simulators.escpos_printer import run_escpos_printer_sim
 from simulators.idcard import run_idcard_sim
 from simulators.line_scanner import RunningLineScannerSim, run_line_scanner_sim
@@ -136,5 +137,6 @@ class DemoStation:
         app.include_router(wall_router({name: s.sim for name, s in self.sims.items()}, inbox=inbox,
                                        labels=lambda bank, board, channel: specs.get((bank, board, channel)),
                                        scanner=self.scanner_sim))
+        app.include_router(device_router(self.device_sims, self.camera))
         return app
 

@@ -25,6 +25,7 @@ from lockers.diagnostics import Diagnostics
 from lockers.doors import DoorMonitor
 from lockers.errors import StorageError
 from lockers.keys import DeviceKeys
+from lockers.posting import PostingDesk
 from postkiosk.config import Config
 from postkiosk.devices import build_devices
 
@@ -69,6 +70,7 @@ class Station:
         self.db = Database(self.config.database.path)
         self.custody: Custody | None = None
         self.terminal: Terminal | None = None
+        self.posting: PostingDesk | None = None
         self.sessions = Sessions(idle_seconds=self.config.web.session_idle_seconds)
 
     def _make_sms(self) -> SmsGateway:
@@ -104,9 +106,43 @@ class Station:
         self.kiosk.custody, self.kiosk.terminal = self.custody, self.terminal
         self.kiosk.diagnostics = Diagnostics(self.custody, devices=self.devices(),
                                              config_summary=self.config_summary)
+        if self.config.posting.enabled:
+            self.posting = self._posting_desk(keys)
+            await self.posting.start()
+            self.kiosk.posting = self.posting
         if self.scanner is not None:
             self._scans = asyncio.create_task(self._route_scans(ScanRouter(self.custody, self.terminal)),
                                               name="scanner")
+
+    def _posting_desk(self, keys: DeviceKeys) -> PostingDesk:
+        """The posting flow on this station's devices; the surveillance gate is the camera's health."""
+        assert self.custody is not None and self.terminal is not None
+        p = self.peripherals
+        camera = p.get("camera")
+
+        async def surveillance() -> tuple[bool, str]:
+            if camera is None:
+                return False, "no surveillance camera configured"
+            health = await camera.health()
+            return bool(health.get("ok")), str(health.get("detail") or health.get("error") or "")
+
+        desk = PostingDesk(db=self.db, keys=keys, custody=self.custody, settings=self.config.posting_settings(),
+                           reader=p["idcard"].device if "idcard" in p else None,
+                           scale=p["scale"].device if "scale" in p else None,
+                           label_printer=p["label_printer"].device if "label_printer" in p else None,
+                           receipt_printer=p["receipt_printer"].device if "receipt_printer" in p else None,
+                           surveillance=surveillance)
+        terminal = self.terminal
+
+        def shown(view: dict[str, object]) -> None:
+            if view.get("step") == "refused":
+                terminal.show_result("posting_refused", "error", flow="posting", reason=view.get("reason"))
+            else:
+                terminal.publish("posting", view)
+
+        desk.subscribe(shown)
+        desk.on_door = lambda ticket: terminal.door_flow("posting", ticket)
+        return desk
 
     async def _route_scans(self, router: ScanRouter) -> None:
         """Read codes for as long as the station runs; a scanner that fails or is unplugged is
@@ -136,6 +172,8 @@ class Station:
             self._backups.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._backups
+        if self.posting is not None:
+            await self.posting.stop()
         if self.terminal:
             await self.terminal.stop()
         if self.custody:

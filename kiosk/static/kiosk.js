@@ -75,6 +75,9 @@ function follow() {
     const data = JSON.parse(event.data);
     updateDoor(data.compartment, data.door);
   });
+  source.addEventListener("posting", (event) => {
+    document.dispatchEvent(new CustomEvent("kiosk-posting", { detail: JSON.parse(event.data) }));
+  });
   source.addEventListener("scan", (event) => {
     document.dispatchEvent(new CustomEvent("kiosk-scan", { detail: JSON.parse(event.data) }));
   });
@@ -225,6 +228,16 @@ if (page === "door") {
     const r = await api("POST", "/api/screen/refuse", { reason: button.dataset.reason });
     if (!r.ok) say(document.getElementById("message"), r.data.message);
   });
+  const inspection = document.getElementById("inspection");
+  if (inspection) inspection.addEventListener("click", async (event) => {
+    const button = event.target.closest("[data-inspect]");
+    if (!button) return;
+    const passed = button.dataset.inspect === "passed";
+    const r = await api("POST", `/api/collections/${inspection.dataset.parcel}/inspection`,
+      { passed, reason: passed ? null : button.dataset.inspect });
+    say(document.getElementById("message"), r.ok ? button.textContent : r.data.message);
+    if (r.ok) inspection.querySelectorAll("button").forEach((x) => x.classList.toggle("on", x === button));
+  });
   const cancel = document.getElementById("cancel");
   if (cancel) cancel.addEventListener("click", async () => {
     cancel.disabled = true;
@@ -243,6 +256,14 @@ if (page === "result") {
 }
 
 if (page === "retrieve") {
+  document.querySelectorAll("[data-collect]").forEach((b) => b.addEventListener("click", async () => {
+    b.disabled = true;
+    const r = await api("POST", `/api/collections/${b.dataset.collect}`);
+    if (r.ok) { location.replace("/"); return; }
+    if (r.status === 401) { location.replace("/courier"); return; }
+    b.disabled = false;
+    say(document.getElementById("message"), r.data.message);
+  }));
   document.querySelectorAll("[data-retrieve]").forEach((b) => b.addEventListener("click", async () => {
     b.disabled = true;
     const r = await api("POST", `/api/retrievals/${b.dataset.retrieve}`);
