@@ -39,6 +39,9 @@ def _logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    from postkiosk import logs
+
+    logs.install()  # ID numbers, mobiles and payment codes masked in every record (T-E1)
 
 
 async def _serve(app_, host: str, port: int, on_ready=None, web=None) -> None:

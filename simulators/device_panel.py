@@ -17,7 +17,7 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from hal.idcard import CardType
+from hal.idcard import CardType, Sex
 
 
 class CardIn(BaseModel):
@@ -68,12 +68,16 @@ def device_router(sims: dict[str, Any], camera: Any = None, *, seed: int | None 
             if getattr(body, key) is not None:
                 overrides[key] = getattr(body, key)
         card_type = CardType(body.card_type)
+        number = overrides.get("id_number")
+        if number and card_type is not CardType.FOREIGN_PERMANENT and len(number) == 18 and number[16].isdigit():
+            overrides["sex"] = Sex.MALE if int(number[16]) % 2 else Sex.FEMALE  # the card agrees with its number
         if "birth" in overrides and "id_number" not in overrides and card_type is not CardType.FOREIGN_PERMANENT:
             from simulators.idcard import make_card
 
             # a number whose birth date agrees with the card's
             base = make_card(card_type, rng=rng)
             overrides["id_number"] = _renumber(base.id_number, overrides["birth"])
+            overrides["sex"] = base.sex
         text = sim("idcard").present_card(card_type, long_term=body.long_term, **overrides)
         return {"card_type": text.card_type.value, "present": True}
 

@@ -1,9 +1,11 @@
-"""Personal-data canary (T-E1, issue 4): generated phone numbers go through every flow of the real
-service, and then none of them may be found in plaintext anywhere it wrote or said anything.
+"""Personal-data canary (T-E1, T-E3; issues 4 and 5): generated phone numbers and ID numbers go
+through every flow of the real service, and then none of them may be found in plaintext anywhere it
+wrote or said anything.
 
 Searched: every file under the station's data folder (database, -wal, -shm, backups, keys), the
-service's stdout and stderr (its log), and every HTTP response body. Encodings: raw, spaced,
-dashed, UTF-16, hex, base64, and unkeyed SHA-256 / MD5 of the number.
+service's stdout and stderr (its log), every HTTP response body (pages, API answers, the label
+preview, the technician's support bundle) and the labels and receipts the simulated printers made.
+Encodings: raw, spaced, dashed, UTF-16, hex, base64, and unkeyed SHA-256 / MD5 of the number.
 """
 
 from __future__ import annotations
@@ -150,3 +152,154 @@ def test_no_phone_number_in_plaintext_anywhere(tmp_path):
     assert not found, f"phone numbers found in plaintext: {[(n, p[:3] + '****' + p[-4:]) for n, p in found]}"
     masked = [p[:3] + "****" + p[-4:] for p in phones]
     assert any(m.encode() in places["HTTP responses"] for m in masked)  # the search would have seen them
+
+
+def id_forms(number: str) -> list[bytes]:
+    """An 18-character ID number as it could leak: raw, lower-case x, grouped 6-8-4, hex, base64,
+    unkeyed hashes, UTF-16."""
+    out = {number, number.lower(), f"{number[:6]} {number[6:14]} {number[14:]}", number[:17]}
+    extra = [number.encode().hex(), base64.b64encode(number.encode()).decode(),
+             hashlib.sha256(number.encode()).hexdigest(), hashlib.md5(number.encode()).hexdigest()]
+    return [f.encode() for f in [*out, *extra]] + [number.encode("utf-16-le"), number.encode("utf-16-be")]
+
+
+@pytest.mark.timeout(300)
+def test_no_id_number_in_plaintext_anywhere(tmp_path):
+    """Residents post parcels (completed, refused for an expired card, refused for a prohibited item,
+    cancelled half-way, a returning resident); a courier collects; a technician reads the logs and
+    exports the support bundle. None of the generated ID numbers may be anywhere."""
+    from simulators.idcard import make_card
+
+    rng = random.Random(5)
+    cards = [make_card("resident", rng=rng) for _ in range(5)]
+    numbers = [c.id_number for c in cards]
+    data = tmp_path / "data"
+    port = free_port()
+    log = tmp_path / "service.log"
+    env = {**os.environ, "POSTKIOSK_DATABASE__PATH": str(data / "pk.sqlite3")}
+    env.pop("POSTKIOSK_CONFIG", None)
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-c", "from postkiosk.cli import main; main()", "run", "--port",
+                                 str(port), "--verbose"], stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
+    bodies: list[bytes] = []
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=15) as c:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if c.get("/healthz").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+
+            def call(method, url, **kw):
+                r = c.request(method, url, **kw)
+                bodies.append(r.content)
+                return r
+
+            def wait_for(predicate, what):
+                for _ in range(400):
+                    value = predicate()
+                    if value:
+                        return value
+                    time.sleep(0.025)
+                raise AssertionError(what)
+
+            def step():
+                return call("GET", "/api/posting").json().get("step")
+
+            def present(card, **extra):
+                body = {"name": card.name, "id_number": card.id_number, "birth": card.birth.isoformat(),
+                        "address": card.address, **extra}
+                assert call("POST", "/sim/api/devices/idcard", json=body).status_code == 200
+
+            def post(card, *, category="books", recipient=True, **card_extra):
+                call("DELETE", "/sim/api/devices/idcard")  # the last resident took their card
+                call("POST", "/api/screen/dismiss")
+                call("GET", "/post")
+                assert call("POST", "/api/posting", json={"agreed": True}).status_code == 200
+                present(card, **card_extra)
+                wait_for(lambda: step() != "card", "card read")
+                call("GET", "/post")
+                if step() != "recipient":
+                    ended.append(call("GET", "/api/screen").json()["detail"].get("reason"))
+                    return
+                if not recipient:
+                    call("POST", "/api/posting/cancel")
+                    return
+                fields = call("POST", "/api/posting/parse",
+                              json={"text": "李四 139 0000 1111 浙江省杭州市西湖区文三路 100 号"}).json()
+                fields.pop("missing")
+                r = call("POST", "/api/posting/recipient", json={**fields, "sender_phone": "13700001234"})
+                assert r.status_code == 200, r.text
+                r = call("POST", "/api/posting/item", json={"category": category, "quantity": 1, "declared": True})
+                if r.status_code != 200:
+                    ended.append(r.json()["reason"])
+                    return
+                call("POST", "/sim/api/devices/scale", json={"grams": 800})
+                wait_for(lambda: step() == "price", "priced")
+                call("GET", "/post")
+                assert call("POST", "/api/posting/confirm").status_code == 200
+                screen = wait_for(lambda: (s := call("GET", "/api/screen").json())["name"] == "door" and s, "door")
+                call("GET", "/api/posting/label.png")
+                call("GET", "/")
+                label = screen["compartment"]
+                board, channel = divmod(int(label[1:]) - 1, 16)
+                wait_for(lambda: call("GET", "/api/screen").json()["door"] == "open", "drop-off door open")
+                call("POST", f"/sim/api/A/{board}/{channel}/put")
+                call("POST", f"/sim/api/A/{board}/{channel}/close")
+                wait_for(lambda: call("GET", "/api/screen").json()["result"] == "posted", "posted")
+                call("GET", "/")
+                call("POST", "/api/screen/dismiss")
+                call("POST", "/sim/api/devices/scale", json={"grams": 0})
+                call("DELETE", "/sim/api/devices/idcard")
+
+            ended: list[str] = []
+            post(cards[0])
+            post(cards[1])
+            post(cards[0])  # returning: recent recipients
+            call("GET", "/api/posting/recipients")
+            post(cards[2], expired=True)
+            post(cards[3], category="fireworks")
+            post(cards[4], recipient=False)
+            assert ended == ["id_expired", "prohibited"], ended
+            for page in ("/", "/post", "/post/catalogue", "/sim", "/openapi.json"):
+                call("GET", page)
+            login, pin = (data / "demo-courier.txt").read_text().split()
+            token = call("POST", "/api/courier/session", json={"login": login, "pin": pin}).json()["token"]
+            auth = {"Authorization": f"Bearer {token}"}
+            outbound = call("GET", "/api/collections", headers=auth).json()
+            assert len(outbound) == 3, outbound  # the three completed postings wait for collection
+            call("GET", "/courier/retrieve", headers=auth)
+            tech_login, tech_password = (data / "demo-technician.txt").read_text().split()
+            tech = call("POST", "/api/technician/session", json={"login": tech_login, "password": tech_password})
+            tech_auth = {"Authorization": f"Bearer {tech.json()['token']}"}
+            for url in ("/api/tech/logs?limit=1000", "/api/tech/station", "/api/tech/selftest", "/technician"):
+                assert call("GET", url, headers=tech_auth).status_code == 200, url
+            export = call("GET", "/api/tech/export", headers=tech_auth)
+            with zipfile.ZipFile(io.BytesIO(export.content)) as bundle:
+                bodies.extend(bundle.read(name) for name in bundle.namelist())
+            for device in ("label_printer", "receipt_printer"):
+                call("GET", f"/sim/api/devices/{device}/last.png")
+            # the files as they are while the service runs (the -wal is folded in at a clean stop)
+            running = {f"running file {p.relative_to(tmp_path)}": p.read_bytes() for p in data.rglob("*")
+                       if p.is_file()}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    places = {f"file {p.relative_to(tmp_path)}": p.read_bytes() for p in data.rglob("*") if p.is_file()}
+    places["service log"] = log.read_bytes()
+    places["HTTP responses"] = b"\n".join(bodies)
+    places.update(running)
+    assert any(name.endswith("-wal") for name in places), sorted(places)
+    found = [(name, number) for number in numbers for name, blob in places.items()
+             if any(form in blob for form in id_forms(number))]
+    assert not found, f"ID numbers found in plaintext: {[(n, '*' * 14 + x[-4:]) for n, x in found]}"
+    # the search would have seen them: the masked forms are on the pages, the postings are in the file
+    assert any(("*" * 14 + x[-4:]).encode() in places["HTTP responses"] for x in numbers)
