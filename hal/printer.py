@@ -23,6 +23,12 @@ Labels and receipts are rendered elsewhere as a 1-bit image at the printer's dpi
 (kiosk-ux-and-stack.md §10.4); :meth:`Printer.print_text_lines` is for plain receipts and the test
 page, and uses the printer's own fonts (GBK Chinese mode on ESC/POS, ``TSS24.BF2`` on TSPL).
 
+A job (:meth:`Printer.print_job`) is a sequence of parts: text lines (str), 1-bit images, and
+:class:`Code128` / :class:`QrCode`, codes the printer draws itself, centred. ESC/POS prints them
+natively (``GS k``, ``GS ( k``): a few dozen bytes instead of a raster, sharp at any module size. A
+TSPL label printer gets them as a ``BITMAP`` drawn by :func:`render_code` (the same symbol), so one
+job prints on either language.
+
 The USB printer class (``/dev/usb/lp0``) is not a tty and cannot be opened by pyserial: such a
 printer needs a file-like link, which is not written yet.
 """
@@ -45,12 +51,73 @@ from hal.errors import DeviceIOError, DeviceOpenError, DeviceTimeout, DeviceUnav
 
 log = logging.getLogger(__name__)
 
-Part = str | Image.Image  # a text line, or a 1-bit image
 WRITE_CHUNK = 1024  # bytes per write
 QUEUE_ROOM = 1024  # write the next chunk only once the OS output queue holds at most this much
 
 
 # -- values ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, repr=False)
+class Code128:
+    """A Code 128 the printer draws itself (a waybill or parcel number), centred on the paper.
+
+    ``data``: printable ASCII. The paper limits its length: at module 2, 22 symbols on 80 mm paper
+    and 14 on 58 mm (a character is a symbol; a pair of digits in a long run is one). ``height``: bar
+    height in dots (1-255; 80 = 10 mm at 203 dpi). ``module``: dots a narrow bar (2-6; 2 = 0.25 mm,
+    the smallest scanners read reliably). ``hri``: print the human-readable line below. Checked on
+    creation (ValueError); whether it fits the paper is checked when the job is built.
+    """
+
+    data: str
+    height: int = 80
+    module: int = 2
+    hri: bool = True
+
+    def __post_init__(self) -> None:
+        from firmware_bridge import escpos
+
+        if not isinstance(self.data, str):
+            raise TypeError(f"Code128 data must be a str, not {type(self.data).__name__}")
+        escpos.code128(self.data, height=self.height, module=self.module)
+
+    def __repr__(self) -> str:  # the content may be a pickup code: show its size only
+        return f"Code128(<{len(self.data)} chars>, height={self.height}, module={self.module}, hri={self.hri})"
+
+    @property
+    def width_dots(self) -> int:
+        """Printed width in dots as ESC/POS encodes it, quiet zones not included."""
+        from firmware_bridge import escpos
+
+        return escpos.code128_modules(self.data) * self.module
+
+
+@dataclass(frozen=True, repr=False)
+class QrCode:
+    """A QR code (model 2) the printer draws itself (a tracking link), centred on the paper.
+
+    ``data``: any text, stored as UTF-8. ``module``: dots a module (1-16; 6 = 0.75 mm at 203 dpi).
+    ``ec``: error correction "L", "M", "Q" or "H". Checked on creation (ValueError); whether it fits
+    the paper is checked when the job is built.
+    """
+
+    data: str
+    module: int = 6
+    ec: str = "M"
+
+    def __post_init__(self) -> None:
+        from firmware_bridge import escpos
+
+        if not isinstance(self.data, str):
+            raise TypeError(f"QrCode data must be a str, not {type(self.data).__name__}")
+        escpos.qr_code(self.data, module=self.module, ec=self.ec)
+
+    def __repr__(self) -> str:  # the content may carry a pickup code: show its size only
+        return f"QrCode(<{len(self.data)} chars>, module={self.module}, ec={self.ec!r})"
+
+
+Code = Code128 | QrCode
+Part = str | Image.Image | Code128 | QrCode  # a text line, a 1-bit image, or a code the printer draws
 
 
 @dataclass(frozen=True)
@@ -263,12 +330,31 @@ class EscPosProtocol(PrinterProtocol):
         for part in parts:
             if isinstance(part, str):
                 out += escpos.text_line(part, code_page=profile.code_page)
+            elif isinstance(part, Code128 | QrCode):
+                out += self._code(part, profile)
             else:
                 out += escpos.raster(part, band_rows=profile.band_rows)
         out += escpos.feed(profile.feed_lines)
         if profile.cutter:
             out += escpos.cut()
         return bytes(out)
+
+    @staticmethod
+    def _code(part: Code, profile: PrinterProfile) -> bytes:
+        """A native code, centred (``ESC a 1``, back to left after). A printer silently skips a code
+        wider than its paper, so that is a ValueError here, before anything is sent."""
+        from firmware_bridge import escpos
+
+        width = part.width_dots if isinstance(part, Code128) else code_width_dots(part)
+        if width > profile.width_dots:
+            raise ValueError(f"a {width}-dot {type(part).__name__} does not fit {profile.width_dots} dots; "
+                             "use a smaller module or less data")
+        if isinstance(part, Code128):
+            code = escpos.code128(part.data, height=part.height, module=part.module,
+                                  hri=escpos.Hri.BELOW if part.hri else escpos.Hri.NONE)
+        else:
+            code = escpos.qr_code(part.data, module=part.module, ec=part.ec)
+        return escpos.align(escpos.Align.CENTER) + code + escpos.align(escpos.Align.LEFT)
 
     async def read_status(self, link: Link, timeout: float) -> PrinterStatus:
         from firmware_bridge import escpos
@@ -326,7 +412,8 @@ class TsplProtocol(PrinterProtocol):
     1,1``), the whole stream in the profile's code page; state from ``<ESC>!?``.
 
     Layout of a job: parts go top to bottom; a text line takes 32 dots (``TSS24.BF2`` at x = 16),
-    an image its own height at x = 0. A job that does not fit the label is refused (ValueError).
+    an image its own height at x = 0, a :class:`Code128` or :class:`QrCode` a ``BITMAP`` from
+    :func:`render_code` (centred). A job that does not fit the label is refused (ValueError).
     """
 
     name = "tspl"
@@ -346,6 +433,8 @@ class TsplProtocol(PrinterProtocol):
         body = bytearray()
         y = 0
         for part in parts:
+            if isinstance(part, Code128 | QrCode):
+                part = render_code(part, profile.width_dots)
             if isinstance(part, str):
                 if y + self.LINE_PITCH > height_dots:
                     raise ValueError("the text does not fit on the label")
@@ -462,9 +551,10 @@ class Printer(Device):
         await self.print_job(list(lines))
 
     async def print_job(self, parts: Sequence[Part]) -> None:
-        """Print text lines and 1-bit images, top to bottom, as one job."""
+        """Print text lines, 1-bit images and codes (:class:`Code128`, :class:`QrCode`), top to
+        bottom, as one job. ValueError (nothing sent) for an image or a code that does not fit."""
         for part in parts:
-            if not isinstance(part, str):
+            if not isinstance(part, str | Code128 | QrCode):
                 self._check_image(part)
         data = self.protocol.job(parts, self.profile)  # ValueError before anything is sent
         async with self._lock:
@@ -566,6 +656,37 @@ def printer(protocol: str, url: str, profile: PrinterProfile | str | None = None
     language = printer_protocol(protocol)
     link = SerialLink(url, baudrate, exclusive=exclusive, write_timeout=write_timeout, **link_options)
     return Printer(link, profile, language, write_timeout=write_timeout)
+
+
+# -- codes as images ---------------------------------------------------------------------------
+
+
+def code_width_dots(code: Code) -> int:
+    """Printed width of ``code`` in dots, quiet zones not included. For a QR code the version is the
+    one zxing-cpp picks for UTF-8 bytes; a printer picks the same or a smaller one."""
+    if isinstance(code, Code128):
+        return code.width_dots
+    return render_code(code).width
+
+
+def render_code(code: Code, width_dots: int | None = None) -> Image.Image:
+    """``code`` as the printer would draw it, a 1-bit image: the bare symbol, or, given
+    ``width_dots``, centred on a strip that wide (ValueError when it does not fit). For TSPL
+    printers and for previews."""
+    from firmware_bridge import escpos
+
+    if isinstance(code, Code128):
+        symbol = escpos.code128_picture(code.data, module=code.module, height=code.height,
+                                        hri=escpos.Hri.BELOW if code.hri else escpos.Hri.NONE)
+    else:
+        symbol = escpos.qr_picture(code.data, module=code.module, ec=code.ec)
+    if width_dots is None:
+        return symbol
+    if symbol.width > width_dots:
+        raise ValueError(f"a {symbol.width}-dot {type(code).__name__} does not fit {width_dots} dots")
+    strip = Image.new("1", (width_dots, symbol.height), 1)
+    strip.paste(symbol, ((width_dots - symbol.width) // 2, 0))
+    return strip
 
 
 # -- test page ---------------------------------------------------------------------------------
