@@ -605,10 +605,18 @@ class PostingDesk:
         await self.dropoff()
 
     async def _receipt(self, data: LabelData) -> None:
-        """The resident's receipt; a receipt printer that fails costs nothing but the receipt."""
+        """The resident's receipt, in the printer's own Chinese text and barcodes (a printer without
+        them gets the same receipt as one raster image). A receipt printer that fails costs nothing
+        but the receipt."""
         try:
-            await asyncio.wait_for(print_when_ready(self.receipt_printer, render_receipt(data), on_status=None),
-                                   timeout=30)
+            status = await self.receipt_printer.status()
+            if not status.ready:
+                log.warning("receipt not printed: the receipt printer is not ready")
+                return
+            try:
+                await asyncio.wait_for(self.receipt_printer.print_job(receipt_parts(data)), timeout=30)
+            except ValueError:  # a code too wide for this paper: the raster receipt scales to it
+                await asyncio.wait_for(self.receipt_printer.print_image(render_receipt(data)), timeout=30)
         except Exception as err:
             log.warning("receipt not printed: %s", type(err).__name__)
 
@@ -807,3 +815,18 @@ def mask_any_phone(phone: str) -> str:
         area, number = phone.split("-", 1)
         return f"{area}-{'*' * (len(number) - 4)}{number[-4:]}"
     return mask_phone(phone)
+
+
+def receipt_parts(data: LabelData) -> list[Any]:
+    """The posting receipt as text lines (Chinese through the printer's FS & mode), a native Code 128
+    of the waybill and a native QR for tracking. Names and phones masked (R10); no ID number."""
+    from hal.printer import Code128, QrCode
+
+    yuan = f"{data.price_fen // 100}.{data.price_fen % 100:02d} 元"  # "¥" (U+00A5) is not in GBK
+    lines = [data.station, f"寄件回执  {data.posted_at:%Y-%m-%d %H:%M}", f"运单号 {data.waybill}",
+             f"寄往 {data.sort_code}", f"收件人 {mask_name(data.recipient_name)} {mask_any_phone(data.recipient_phone)}",
+             f"寄件人 {mask_name(data.sender_name)} {mask_any_phone(data.sender_phone)}",
+             f"物品 {data.contents} x{data.quantity}  重量 {data.weight_g / 1000:.3f} kg", f"邮费 {yuan}"]
+    if data.dispatch_text:
+        lines.append(f"揽收 {data.dispatch_text}")
+    return [*lines, Code128(data.waybill), QrCode(data.tracking_url), "请保留本回执，扫码查询物流。"]
