@@ -135,6 +135,7 @@ class PostingSettings:
     idle_timeout: float = 180.0  # an unpaid posting nobody touches this long is cancelled
     elderly_age: int = 60
     id_retention_days: float = 7.0
+    history_days: float = 180.0  # a returning resident's recent recipients and phone are offered this long
     default_size: str = "M"
     recent_recipients: int = 3
 
@@ -152,6 +153,7 @@ class _Live:
     printer: dict[str, Any] | None = None
     weight: dict[str, Any] | None = None
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    weighing: asyncio.Task[Any] | None = None
     ticket: DoorTicket | None = None
 
 
@@ -226,7 +228,7 @@ class PostingDesk:
         for listener in list(self._listeners):
             listener(view)
 
-    def _spawn(self, coro: Any, name: str) -> None:
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         assert self.live is not None
         task = asyncio.create_task(coro, name=name)
         live = self.live
@@ -238,6 +240,7 @@ class PostingDesk:
                 log.error("posting task %s failed", t.get_name(), exc_info=t.exception())
 
         task.add_done_callback(done)
+        return task
 
     # ---------------------------------------------------------------- checks
 
@@ -449,10 +452,16 @@ class PostingDesk:
             journal.append(c, at=now, kind="posting_declared", actor="resident", posting_id=posting["id"],
                            category=category, quantity=quantity, declared=True)))
         self._touch()
-        assert self.live is not None
-        self._spawn(self._weigh(posting["id"]), f"posting-{posting['id']}-weigh")
+        self._start_weighing(posting["id"])
         self._changed()
         return await self.view()
+
+    def _start_weighing(self, posting_id: int) -> None:
+        """One weighing at a time: a new one replaces the one running."""
+        assert self.live is not None
+        if self.live.weighing is not None:
+            self.live.weighing.cancel()
+        self.live.weighing = self._spawn(self._weigh(posting_id), f"posting-{posting_id}-weigh")
 
     async def weigh_again(self) -> dict[str, Any]:
         posting = await self._live_row("drafting", "priced")
@@ -461,7 +470,7 @@ class PostingDesk:
             (posting["id"],)))
         if self.live:
             self.live.weight = None
-        self._spawn(self._weigh(posting["id"]), f"posting-{posting['id']}-weigh")
+        self._start_weighing(posting["id"])
         self._changed()
         return await self.view()
 
@@ -506,6 +515,7 @@ class PostingDesk:
         """The resident accepts the price shown: pay, then draw the waybill number, then print."""
         async with self._lock:
             posting = await self._live_row("priced")
+            await self.db.read(self._serial_left)  # never take money for a label that cannot be made
             outcome = await self.payment.pay(posting["id"], posting["price_fen"])
             now = self._now()
             if outcome.state not in ("paid", "due_at_counter"):
@@ -531,13 +541,18 @@ class PostingDesk:
         self._changed()
         return await self.view()
 
+    def _serial_left(self, conn: sqlite3.Connection) -> int:
+        """The next serial of the station's block; ``PostingUnavailable`` when it is used up."""
+        row = conn.execute("SELECT value FROM counters WHERE name = 'posting.waybill_serial'").fetchone()
+        serial = int(row[0]) + 1 if row else self.settings.serial_first
+        if serial > self.settings.serial_last:
+            raise PostingUnavailable("waybill_numbers_used_up")
+        return serial
+
     def _next_waybill(self, conn: sqlite3.Connection) -> str:
         """The next S10 number of the station's block; the counter moves in the same transaction."""
         s = self.settings
-        row = conn.execute("SELECT value FROM counters WHERE name = 'posting.waybill_serial'").fetchone()
-        serial = int(row[0]) + 1 if row else s.serial_first
-        if serial > s.serial_last:
-            raise PostingUnavailable("waybill_numbers_used_up")
+        serial = self._serial_left(conn)
         conn.execute("INSERT INTO counters (name, value) VALUES ('posting.waybill_serial', ?)"
                      " ON CONFLICT(name) DO UPDATE SET value = excluded.value", (serial,))
         digits = f"{serial:08d}"
@@ -681,18 +696,25 @@ class PostingDesk:
              **detail: Any) -> None:
         """End a posting that was never paid: nothing personal is kept (the consent and the reason
         stay in the journal)."""
-        conn.execute("UPDATE postings SET state = ?, end_reason = ?, ended_at = ?, id_enc = NULL, sender_enc = NULL,"
-                     " recipient_enc = NULL, shredded_at = ? WHERE id = ?", (state, reason, now, now, posting_id))
+        conn.execute("UPDATE postings SET state = ?, end_reason = ?, ended_at = ?, id_enc = NULL, id_hmac = NULL,"
+                     " sender_enc = NULL, recipient_enc = NULL, shredded_at = ? WHERE id = ?",
+                     (state, reason, now, now, posting_id))
         journal.append(conn, at=now, kind=f"posting_{state}", actor="system", posting_id=posting_id, reason=reason,
                        **detail)
 
     def _purge(self, conn: sqlite3.Connection, now: float) -> int:
-        """Real-name data leaves the device after the retention period (T-E2): the encrypted ID
-        number goes; the masked form, the waybill and the journal stay."""
-        limit = now - self.settings.id_retention_days * 86400
+        """Real-name data leaves the device after ``id_retention_days`` (T-E2): the encrypted ID
+        number goes. The waybill's people (and the keyed HMAC that finds a returning resident's
+        recent recipients) go after ``history_days``. The masked forms, the waybill number and the
+        journal stay."""
+        s = self.settings
         cur = conn.execute("UPDATE postings SET id_enc = NULL, shredded_at = ? WHERE id_enc IS NOT NULL"
-                           " AND paid_at IS NOT NULL AND paid_at < ?", (now, limit))
-        return cur.rowcount
+                           " AND paid_at IS NOT NULL AND paid_at < ?", (now, now - s.id_retention_days * 86400))
+        old = conn.execute("UPDATE postings SET id_hmac = NULL, sender_enc = NULL, recipient_enc = NULL"
+                           " WHERE sender_enc IS NOT NULL AND paid_at IS NOT NULL AND paid_at < ?"
+                           " AND state NOT IN ('paid', 'printed', 'in_locker')",
+                           (now - max(s.history_days, s.id_retention_days) * 86400,))
+        return cur.rowcount + old.rowcount
 
     async def _follow_doors(self, queue: asyncio.Queue[Any]) -> None:
         """The drop-off door: stored ends the posting on the kiosk; a door closed empty or never
