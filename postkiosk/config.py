@@ -309,6 +309,7 @@ class PostingConfig(_Frozen):
     service_name: str = "标准快递"
     elderly_age: int = Field(60, ge=50, le=80)
     id_retention_days: float = Field(7.0, gt=0, le=365)
+    history_days: float = Field(180.0, gt=0, le=3650)
     idle_timeout: float = Field(180.0, ge=30)
     collect_carriers: tuple[str, ...] = ()
 
@@ -388,7 +389,7 @@ class Config(BaseSettings):
                                service_indicator=p.service_indicator, country=p.country,
                                serial_first=p.serial_first, serial_last=p.serial_last, tracking_url=p.tracking_url,
                                service_name=p.service_name, station_name=self.station.name,
-                               elderly_age=p.elderly_age, id_retention_days=p.id_retention_days,
+                               elderly_age=p.elderly_age, id_retention_days=p.id_retention_days, history_days=p.history_days,
                                idle_timeout=p.idle_timeout)
 
     @property
