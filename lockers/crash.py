@@ -20,6 +20,7 @@ POINTS = (
     "pickup.intent", "pickup.unlock_sent", "pickup.door_open_recorded", "pickup.collected", "pickup.refused",
     "retrieve.intent", "retrieve.unlock_sent", "retrieve.door_open_recorded", "retrieve.returned",
     "technician.intent", "technician.unlock_sent", "technician.door_open_recorded",
+    "dropoff.reserved", "dropoff.stored", "collect.intent", "collect.dispatched",
 )
 
 

@@ -826,10 +826,11 @@ class Custody:
                 raise FlowConflict("the door of this parcel is not open yet")
             tracker.inspection = "passed" if passed else str(reason)
             now = self._now()
-            await self.db.write(lambda c: journal.append(
-                c, at=now, kind="inspection_recorded", actor=f"courier:{courier.login}",
-                compartment=tracker.spec.label, parcel_id=parcel_id, posting_id=tracker.posting_id,
-                result=tracker.inspection))
+            await self.db.write(lambda c: (
+                c.execute("UPDATE postings SET inspection = ? WHERE id = ?", (tracker.inspection, tracker.posting_id)),
+                journal.append(c, at=now, kind="inspection_recorded", actor=f"courier:{courier.login}",
+                               compartment=tracker.spec.label, parcel_id=parcel_id, posting_id=tracker.posting_id,
+                               result=tracker.inspection)))
             self._emit(FlowEvent("collect.inspected", parcel_id, tracker.spec.label, {"result": tracker.inspection}))
             return tracker.spec.label
 
@@ -1154,15 +1155,18 @@ class Custody:
                              ("free" if clean else "check_required", row["cid"]))
                 journal.append(conn, at=now, kind="deposit_interrupted", actor="system", compartment=row["label"],
                                parcel_id=row["id"], door=reading.door.value if reading else "unknown")
-            for row in conn.execute("SELECT p.id, p.state, c.label FROM parcels p JOIN compartments c"
+            for row in conn.execute("SELECT p.id, p.state, p.posting_id, c.label FROM parcels p JOIN compartments c"
                                     " ON c.id = p.compartment_id WHERE p.state IN ('picking_up', 'retrieving')"
                                     ).fetchall():
                 kind = "pickup" if row["state"] == "picking_up" else "retrieve"
                 reading = readings.get(row["label"])
                 spec = self.layout.get(row["label"])
                 if reading is not None and reading.door is DoorState.OPEN and spec is not None:
+                    # an outbound parcel's collection resumes as a collection: it ends 'dispatched'
                     resumed.append(_Tracker(kind, row["id"], spec, open_deadline=0.0, close_deadline=None,
-                                            seen_open=True))
+                                            seen_open=True, posting_id=row["posting_id"],
+                                            courier=_collector(conn, row["id"]) if row["posting_id"] else None,
+                                            inspection=_inspection(conn, row["posting_id"])))
                     journal.append(conn, at=now, kind=f"{kind}_resumed", actor="system", compartment=row["label"],
                                    parcel_id=row["id"])
                 else:
@@ -1263,6 +1267,22 @@ def _intent(conn: sqlite3.Connection, compartment_id: int, parcel_id: int | None
     cur = conn.execute("INSERT INTO door_intents (compartment_id, parcel_id, purpose, actor, created_at)"
                        " VALUES (?, ?, ?, ?, ?)", (compartment_id, parcel_id, purpose, actor, now))
     return int(cur.lastrowid)
+
+
+def _inspection(conn: sqlite3.Connection, posting_id: int | None) -> str | None:
+    """The inspection a courier recorded at the open door before a restart (kept on the posting)."""
+    if posting_id is None:
+        return None
+    row = conn.execute("SELECT inspection FROM postings WHERE id = ?", (posting_id,)).fetchone()
+    return row[0] if row else None
+
+
+def _collector(conn: sqlite3.Connection, parcel_id: int) -> Courier | None:
+    """The courier whose unresolved door intent opened this outbound parcel's door (a resumed collection)."""
+    row = conn.execute("SELECT a.id, a.login, a.name, a.carrier FROM door_intents i JOIN accounts a"
+                       " ON i.actor = 'courier:' || a.login WHERE i.parcel_id = ? AND i.resolved_at IS NULL"
+                       " ORDER BY i.id DESC LIMIT 1", (parcel_id,)).fetchone()
+    return Courier(row[0], row[1], row[2], row[3]) if row else None
 
 
 def _resolve(conn: sqlite3.Connection, parcel_id: int | None, outcome: str, now: float) -> None:

@@ -209,6 +209,7 @@ MIGRATIONS: list[str] = [
         paid_at         REAL,
         printed_at      REAL,
         leaves_at       REAL,
+        inspection      TEXT,
         end_reason      TEXT,
         ended_at        REAL,
         shredded_at     REAL

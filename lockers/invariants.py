@@ -12,6 +12,8 @@ from collections import Counter
 STATES = {"depositing", "stored", "picking_up", "refused", "retrieving", "collected", "cancelled", "returned",
           "dispatched"}
 LIVE = ("depositing", "stored", "picking_up", "refused", "retrieving")
+#: parcel states only a courier's (inbound) parcel can reach: an outbound one is collected ('dispatched')
+INBOUND_ONLY = ("picking_up", "refused", "collected", "returned")
 #: compartment state -> the live parcel states allowed in it
 FITS = {
     "free": set(),
@@ -66,9 +68,45 @@ def check(conn: sqlite3.Connection) -> list[str]:
             problems.append(f"compartment {label} is {cstate} but holds parcel {pid} ({pstate})")
         elif pid is None and cstate in ("reserved", "occupied"):
             problems.append(f"compartment {label} is {cstate} with no live parcel")
+    problems += _outbound(conn)
     dangling = conn.execute("PRAGMA foreign_key_check").fetchall()
     if dangling:
         problems.append(f"{len(dangling)} dangling references")
+    return problems
+
+
+def _outbound(conn: sqlite3.Connection) -> list[str]:
+    """Outbound mail (a resident's posting dropped off for a courier to collect): the posting's state
+    and its parcel's must tell the same story, whichever step a crash interrupted. A posting left
+    'printed' by an interrupted drop-off is sound: the resident is offered the door again."""
+    problems = []
+    for pid, state in conn.execute("SELECT id, state FROM parcels WHERE posting_id IS NOT NULL"
+                                   " AND (code_hmac IS NOT NULL OR token_hmac IS NOT NULL)"):
+        problems.append(f"outbound parcel {pid} ({state}) has a pickup code or token")
+    for pid, state in conn.execute(f"SELECT id, state FROM parcels WHERE posting_id IS NOT NULL"
+                                   f" AND state IN ({','.join('?' * len(INBOUND_ONLY))})", INBOUND_ONLY):
+        problems.append(f"outbound parcel {pid} is {state}: only a courier's parcel can be that")
+    marks = ",".join("?" * len(LIVE))
+    for posting, n in conn.execute(f"SELECT posting_id, COUNT(*) FROM parcels WHERE posting_id IS NOT NULL"
+                                   f" AND state IN ({marks}) GROUP BY posting_id HAVING COUNT(*) > 1", LIVE):
+        problems.append(f"posting {posting} has {n} live parcels")
+    held = "SELECT COUNT(*) FROM parcels p WHERE p.posting_id = s.id AND p.state IN ({})"
+    for posting, n in conn.execute("SELECT s.id, (" + held.format("'stored', 'retrieving'") + ") FROM postings s"
+                                   " WHERE s.state = 'in_locker'"):
+        if n != 1:
+            problems.append(f"posting {posting} is in_locker with {n} parcels stored or being collected")
+    for posting, state in conn.execute("SELECT s.id, s.state FROM postings s WHERE s.state IN"
+                                       " ('collected', 'inspection_refused') AND (" + held.format("'dispatched'")
+                                       + ") = 0"):
+        problems.append(f"posting {posting} is {state} but no parcel of it was dispatched")
+    for pid, state in conn.execute("SELECT p.id, s.state FROM parcels p JOIN postings s ON s.id = p.posting_id"
+                                   " WHERE p.state = 'dispatched' AND s.state NOT IN"
+                                   " ('collected', 'inspection_refused')"):
+        problems.append(f"outbound parcel {pid} was dispatched but its posting is {state}")
+    for posting, n in conn.execute("SELECT s.id, (" + held.format("'stored', 'retrieving', 'dispatched'")
+                                   + ") FROM postings s WHERE s.state = 'printed'"):
+        if n:
+            problems.append(f"posting {posting} is printed but {n} parcel(s) of it are in the locker or dispatched")
     return problems
 
 

@@ -1,5 +1,6 @@
 """The kill -9 driver (T-A1): kill the real service at every crashpoint and at random moments,
-restart it, let it reconcile, check the custody invariants after every kill.
+restart it, let it reconcile, check the custody invariants after every kill. The lives deposit, pick up,
+refuse, retrieve, open doors for a technician, and handle outbound mail (drop-offs, collections).
 
 Processes, per lane (``POSTKIOSK_CRASH_LANES``, default: CPU cores + 1, at most 8; a life mostly
 waits for doors and people, so 3 lanes use about 55% of a 2-core runner):
@@ -14,7 +15,8 @@ waits for doors and people, so 3 lanes use about 55% of a 2-core runner):
 In this process: the residents' phones (a threaded HTTP server receiving the webhook SMS and handing
 codes and QR tokens to the workload) and, after every trial, the checks on the database the dead
 child left behind: ``lockers.invariants.check`` (states, one parcel per compartment and one
-compartment per parcel, live codes and tokens unique, ``PRAGMA integrity_check``),
+compartment per parcel, live codes and tokens unique, outbound parcels consistent with their
+postings, ``PRAGMA integrity_check``),
 ``check_pulses`` against the wall's pulse counters (no door opened without an intent committed
 first), the journal hash chain (incrementally per trial, ``journal.verify`` in full per epoch), and
 what the child itself checked right after reconciling (nothing left dangling).
@@ -26,7 +28,8 @@ the workload did not reach in that trial does not count and is planned again. Ra
 "check required" after many interrupted deposits (no product path clears them), so after
 ``Options.epoch_trials`` trials or when fewer than ``Options.min_free`` compartments are free the
 lane starts an epoch: a new database (a copy of a template with two couriers), an emptied wall
-(pulse counters are kept, a baseline is subtracted) and ``Options.stock`` parcels stored.
+(pulse counters are kept, a baseline is subtracted), ``Options.stock`` parcels stored and
+``Options.stock_outbound`` outbound parcels dropped off.
 
 ``POSTKIOSK_CRASH_SEED`` (with the same ``POSTKIOSK_CRASH_LANES``) fixes the master seed: each
 lane's schedule and every trial seed derive from it; timing does not, so a replay is close, not
@@ -65,7 +68,12 @@ from lockers.errors import StorageError
 from lockers.keys import DeviceKeys
 
 REPO = Path(__file__).resolve().parents[2]
-FLOWS = ("deposit", "pickup", "retrieve", "technician")
+FLOWS = ("deposit", "pickup", "retrieve", "technician")  # tracker kinds: the f-string crashpoints' prefixes
+#: crashpoint prefix -> the workload focus (``workload.FOCUS_WEIGHTS``) whose lives reach it. A resident's
+#: drop-off passes the generic points as kind "deposit", a courier's collection as kind "retrieve"; the
+#: points named after them only the outbound flows reach.
+FOCUS_OF = {"deposit": "deposit", "pickup": "pickup", "retrieve": "retrieve", "technician": "technician",
+            "dropoff": "dropoff", "collect": "collect"}
 
 EXIT_NAMES = {0: "clean stop", -9: "SIGKILL", 70: "unexpected exception"}
 
@@ -86,6 +94,14 @@ def crashpoint_names() -> list[str]:
             if len(arg.values) == 2 and isinstance(arg.values[0], ast.FormattedValue):
                 names.update(f"{flow}{tail}" for flow in FLOWS)
     return sorted(names)
+
+
+def focus_for(point: str) -> str:
+    """The workload focus a named crash plan at ``point`` runs with."""
+    prefix = point.split(".")[0]
+    if prefix not in FOCUS_OF:
+        raise ValueError(f"crashpoint {point!r}: no workload focus reaches {prefix}.* (add it to FOCUS_OF)")
+    return FOCUS_OF[prefix]
 
 
 def unlisted_crashpoints() -> list[str]:
@@ -109,6 +125,7 @@ class Options:
     epoch_trials: int = 150
     min_free: int = 8
     stock: int = 6  # parcels stored (no kill) at the start of each epoch
+    stock_outbound: int = 3  # and outbound parcels dropped off, for couriers to collect
     sms_failure: float = 0.1  # share of webhook SMS the phone refuses (503): notices are retried
     named_steps: int = 40
     random_steps: int = 200
@@ -295,6 +312,7 @@ class Plan:
     sabotage: str | None = None
     timeout: float = 30.0
     actors: int | None = None  # None: the life decides (one, or two flows at once)
+    outbound: int = 0  # stock: drop-offs stored after the deposits
 
     def describe(self) -> str:
         if self.kind == "named":
@@ -419,9 +437,10 @@ class Lane:
         self.baseline = self._pulses(_http(self.wall_http + "/crash/reset", "POST"))
         self.phones.forget(self.name)
         self._journal = (0, journal.GENESIS)
-        if self.options.stock:
+        if self.options.stock:  # 0: the epoch starts with an empty wall (no outbound parcels either)
             seed = random.Random(self.options.seed * 7919 + self.index * 104729 + self.epoch).randrange(2 ** 32)
-            outcome, _ = self.run(Plan("stock", seed, self.options.stock, focus="stock"))
+            outcome, _ = self.run(Plan("stock", seed, self.options.stock, focus="stock",
+                                       outbound=self.options.stock_outbound))
             problems = self.check(outcome)
             if problems:
                 raise Violation(f"{self.name} epoch {self.epoch}: stocking the wall: " + "; ".join(problems))
@@ -454,7 +473,8 @@ class Lane:
         self.trials += 1
         self.epoch_trials += 1
         return {"trial": self.trials, "seed": plan.seed, "steps": plan.steps, "crash_at": plan.crash_at,
-                "focus": plan.focus, "sabotage": plan.sabotage, "actors": plan.actors, "db": str(self.db), "mounts": self.mounts,
+                "focus": plan.focus, "sabotage": plan.sabotage, "actors": plan.actors, "outbound": plan.outbound,
+                "db": str(self.db), "mounts": self.mounts,
                 "bus": self.bus, "wall_http": self.wall_http, "sms_url": f"{self.phones.url}/{self.name}/sms",
                 "phone_url": f"{self.phones.url}/{self.name}/", "log": str(self.child_log),
                 "findings": str(self.findings)}
@@ -597,7 +617,7 @@ class Schedule:
             self.tries[point] += 1
             n = self.rnd.choice((1, 1, 1, 2, 3))  # mostly the first pass, sometimes a later one
             return Plan("named", seed, o.named_steps, crash_at=f"{point}:{n}", point=point,
-                        focus=point.split(".")[0], timeout=o.named_timeout)
+                        focus=focus_for(point), timeout=o.named_timeout)
         if self.rnd.random() < o.early_share:
             at = self.rnd.uniform(0.0, o.early)
         else:

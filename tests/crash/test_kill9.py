@@ -68,6 +68,7 @@ def test_a_deposit_killed_at_a_crashpoint_is_reconciled_without_a_second_pulse(l
     ("db", "occupied with no live parcel"),
     ("pulse", "pulses but 0 intents"),
     ("journal", "journal: row"),
+    ("posting", "no parcel of it was dispatched"),
 ])
 def test_the_driver_reports_deliberate_damage(lab, sabotage, expected):
     """A harness that cannot fail is a defect: damage done on purpose must be reported."""

@@ -7,8 +7,10 @@
 short timeouts. ``Custody.start()`` reconciles whatever the previous (killed) life left behind; a
 quick check then asserts that reconciliation left nothing dangling, and a seeded workload runs:
 couriers depositing, residents picking up with codes and QR tokens (and some wrong codes), refusing
-at the open door, couriers taking back refused and expired parcels, technician opens, and the person
-at the wall putting parcels in, taking them out and closing doors through the wall's HTTP API.
+at the open door, couriers taking back refused and expired parcels, residents dropping off outbound
+mail (a posting the kiosk has paid and labelled), couriers collecting it with an inspection at the
+open door, technician opens, and the person at the wall putting parcels in, taking them out and
+closing doors through the wall's HTTP API.
 
 The random choices are seeded (``spec["seed"]``); timing is real, so a life is not bit-for-bit
 repeatable. The process ends when the driver kills it, when it kills itself at a crashpoint
@@ -34,10 +36,19 @@ from typing import Any
 
 import httpx
 
+from hal.codes import make_s10
 from hal.lockbank import lock_bank
 from hal.sms import sms_gateway
 from lockers.accounts import Courier
-from lockers.custody import REFUSE_REASONS, SIZES, CompartmentSpec, Custody, CustodySettings, FlowEvent
+from lockers.custody import (
+    INSPECTION_REASONS,
+    REFUSE_REASONS,
+    SIZES,
+    CompartmentSpec,
+    Custody,
+    CustodySettings,
+    FlowEvent,
+)
 from lockers.db import Database
 from lockers.doors import DoorMonitor
 from lockers.errors import CustodyError
@@ -60,13 +71,21 @@ FINISH_WAIT = 1.0
 #: which flows a life favours; named crash plans pick the flow that reaches their point
 FOCUS_WEIGHTS: dict[str | None, dict[str, float]] = {
     None: {"deposit": 4, "pickup": 4, "retrieve": 1.5, "technician": 1, "wrong_code": 0.4, "vandal": 0.15,
-           "jam": 0.15, "tidy": 0.5},
+           "jam": 0.15, "tidy": 0.5, "dropoff": 1.5, "collect": 2},
     "deposit": {"deposit": 8, "pickup": 1, "retrieve": 0.5, "technician": 0.3, "tidy": 0.5},
     "pickup": {"deposit": 3, "pickup": 6, "retrieve": 0.3, "technician": 0.2, "tidy": 0.5},
     "retrieve": {"deposit": 3, "pickup": 2, "retrieve": 6, "technician": 0.2, "tidy": 0.5},
     "technician": {"deposit": 1, "pickup": 1, "retrieve": 0.3, "technician": 8, "tidy": 0.5},
+    "dropoff": {"dropoff": 8, "collect": 1, "deposit": 1, "pickup": 0.5, "technician": 0.2, "tidy": 0.5},
+    "collect": {"dropoff": 3, "collect": 6, "deposit": 1, "pickup": 0.5, "technician": 0.2, "tidy": 0.5},
     "deposit_only": {"deposit": 1},
-}  # "stock" (see Life.stock) only deposits, the ordinary way; "idle" only starts (reconciles) and stops
+}  # "stock" (see Life.stock) deposits and drops off, the ordinary way; "idle" only starts (reconciles) and stops
+
+#: what the kiosk's notice is versioned as (lockers.posting.NOTICE_VERSION; that module is not imported
+#: here: it pulls in the address data and the label renderer, which no life needs)
+NOTICE_VERSION = "2026-12-05"
+#: the S10 service indicator of the workload's waybills (the serial is the posting id: unique per epoch)
+WAYBILL_SERVICE = "KA"
 
 
 def custody_settings(cfg: Config) -> CustodySettings:
@@ -289,6 +308,102 @@ class Life:
         await self.hand(label, "close")
         await self.events.wait({"retrieve.returned", "retrieve.not_taken"}, label, since, FINISH_WAIT)
 
+    async def printed_posting(self, rnd: random.Random) -> tuple[int, str, str]:
+        """A posting as ``PostingDesk`` leaves it once the label is printed: paid, labelled, waiting
+        for the drop-off door. Half the time one left 'printed' by a drop-off that was interrupted
+        (cancelled, or reconciled after a kill) is taken again, as the kiosk offers the door again.
+        Returns (posting id, waybill, size)."""
+        now = time.time()
+        reuse = rnd.random() < 0.5
+
+        def tx(conn: sqlite3.Connection) -> tuple[int, str, str]:
+            if reuse:
+                row = conn.execute(
+                    "SELECT s.id, s.waybill, s.size FROM postings s WHERE s.state = 'printed' AND NOT EXISTS"
+                    " (SELECT 1 FROM parcels p WHERE p.posting_id = s.id AND p.state IN"
+                    " ('depositing', 'stored', 'retrieving')) ORDER BY s.id LIMIT 1").fetchone()
+                if row is not None:
+                    return int(row[0]), str(row[1]), str(row[2])
+            size = rnd.choices(SIZES, weights=(5, 3, 2, 1))[0]
+            province, city = rnd.choice((("广东省", "深圳市"), ("浙江省", "杭州市"), ("四川省", "成都市")))
+            cur = conn.execute(
+                "INSERT INTO postings (state, notice_version, created_at, dest_province, dest_city, category,"
+                " quantity, size, weight_g, zone, price_fen, payment_method, payment_state, paid_at, printed_at)"
+                " VALUES ('printed', ?, ?, ?, ?, 'documents', 1, ?, ?, '1', 1200, 'counter', 'paid', ?, ?)",
+                (NOTICE_VERSION, now, province, city, size, rnd.randrange(50, 5000), now, now))
+            posting_id = int(cur.lastrowid)
+            waybill = make_s10(WAYBILL_SERVICE, f"{posting_id:08d}")
+            conn.execute("UPDATE postings SET waybill = ? WHERE id = ?", (waybill, posting_id))
+            return posting_id, waybill, size
+
+        return await self.custody.db.write(tx)
+
+    async def dropoff(self, rnd: random.Random, *, store: bool = False) -> None:
+        """A resident puts a posted parcel into an outbound compartment; ``store``: the ordinary way.
+        Otherwise they may close the door on an empty compartment, put it in and walk away with the
+        door open, or give up and leave without touching the open door (the close deadline cancels
+        the drop-off; the posting waits 'printed' for another try)."""
+        posting_id, waybill, size = await self.printed_posting(rnd)
+        phone = f"1{rnd.randint(3, 9)}{rnd.randrange(10 ** 9):09d}"
+        since = self.events.seq
+        ticket = await self.attempt("dropoff", self.custody.start_dropoff(posting_id, waybill=waybill, phone=phone,
+                                                                          size=size))
+        if ticket is REFUSED:
+            return
+        label = ticket.compartment
+        choice = 0.5 if store else rnd.random()
+        if choice < 0.03:
+            return  # gives up before the door even opens
+        if not await self.events.wait({"posting.door_open"}, label, since, OPEN_WAIT):
+            return
+        await self.pause(rnd)
+        if choice < 0.82:
+            await self.hand(label, "put")
+            await self.pause(rnd)
+            if not store and rnd.random() < 0.03:
+                return  # walks away with the door open: the close deadline cancels the drop-off
+            await self.hand(label, "close")
+            await self.events.wait({"posting.stored", "posting.cancelled"}, label, since, FINISH_WAIT)
+        elif choice < 0.94:
+            await self.hand(label, "close")  # closed empty: nothing stored
+            await self.events.wait({"posting.cancelled"}, label, since, FINISH_WAIT)
+        # else: gives up at the open door; the close deadline cancels it and someone tidies the door
+
+    async def collect(self, rnd: random.Random) -> None:
+        """A courier collects outbound mail: opens its door, sometimes records the inspection (passed,
+        or refused with a reason), then takes the item and shuts the door, or leaves it in."""
+        couriers = list(self.couriers)
+        rnd.shuffle(couriers)
+        for courier in couriers:
+            listed = await self.custody.collections(courier)
+            if listed:
+                break
+        else:
+            await self.dropoff(rnd, store=True)
+            return
+        item = rnd.choice(listed)
+        since = self.events.seq
+        ticket = await self.attempt("collect", self.custody.start_collection(courier, item["parcel_id"]))
+        if ticket is REFUSED:
+            return
+        label = ticket.compartment
+        if not await self.events.wait({"collect.door_open"}, label, since, OPEN_WAIT):
+            return
+        await self.pause(rnd)
+        verdict = rnd.random()
+        if verdict < 0.5:
+            await self.attempt("inspect", self.custody.record_inspection(courier, ticket.parcel_id, passed=True))
+        elif verdict < 0.65:
+            reason = "prohibited" if rnd.random() < 0.7 else rnd.choice(INSPECTION_REASONS)
+            await self.attempt("inspect", self.custody.record_inspection(courier, ticket.parcel_id, passed=False,
+                                                                         reason=reason))
+        await self.pause(rnd)
+        if rnd.random() < 0.85:
+            await self.hand(label, "take")
+            await self.pause(rnd)
+        await self.hand(label, "close")
+        await self.events.wait({"collect.dispatched", "collect.not_taken"}, label, since, FINISH_WAIT)
+
     async def technician(self, rnd: random.Random) -> None:
         label = rnd.choice(self.labels)
         was_open = self.door_open(label)
@@ -340,11 +455,13 @@ class Life:
 
     # -- one life ---------------------------------------------------------------------------
 
-    async def stock(self, rnd: random.Random, parcels: int) -> None:
-        """Fill the wall with waiting parcels (a new epoch starts with some, so that pickups,
-        refusals and retrievals have something to work on from the first kill)."""
+    async def stock(self, rnd: random.Random, parcels: int, outbound: int = 0) -> None:
+        """Fill the wall with waiting parcels and outbound mail (a new epoch starts with some, so that
+        pickups, refusals, retrievals and collections have something to work on from the first kill)."""
         for _ in range(parcels):
             await self.deposit(rnd, store=True)
+        for _ in range(outbound):
+            await self.dropoff(rnd, store=True)
 
     async def actor(self, rnd: random.Random, steps: int) -> None:
         weights = FOCUS_WEIGHTS[self.spec.get("focus")]
@@ -387,6 +504,9 @@ async def sabotage(kind: str, db: Database, custody: Custody, layout: list[Compa
         await db.write(lambda c: c.execute(
             "INSERT INTO events (at, kind, actor, detail, prev_hash, hash) VALUES (0, 'forged', 'nobody', '{}', ?, ?)",
             ("0" * 64, "f" * 64)))
+    elif kind == "posting":  # outbound mail marked collected with no parcel ever dispatched
+        await db.write(lambda c: c.execute(
+            "INSERT INTO postings (state, notice_version, created_at) VALUES ('collected', ?, 0)", (NOTICE_VERSION,)))
     else:
         raise ValueError(kind)
 
@@ -425,7 +545,7 @@ async def run(spec: dict[str, Any]) -> int:
         elif spec.get("focus") == "stock":
             rnd = random.Random(spec["seed"])
             await life.tidy(rnd)
-            await life.stock(rnd, spec["steps"])
+            await life.stock(rnd, spec["steps"], spec.get("outbound") or 0)
         else:
             rnd = random.Random(spec["seed"])
             await life.tidy(rnd)
