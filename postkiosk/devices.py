@@ -76,6 +76,12 @@ async def probe_scale(scale: Any) -> dict[str, Any]:
 
 
 async def probe_camera(camera: Any) -> dict[str, Any]:
+    """A fresh frame. A camera that stalled stays failed until it is opened again (hal.camera), so a
+    failed one is reopened first: the surveillance gate sees the frames when they come back."""
+    before = camera.health()
+    if camera.is_open and not before.ok and before.reason != "no frame yet":
+        await camera.close()
+        await camera.open()
     frame = await camera.frame(timeout=2.0)
     health = camera.health()
     ok = frame is not None and health.ok
