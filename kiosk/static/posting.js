@@ -5,29 +5,57 @@
   const root = document.getElementById("posting");
   if (!root) return;
   const message = document.getElementById("message");
-  const shown = () => [root.dataset.step, root.dataset.message, root.dataset.weight, root.dataset.printer].join("|");
+  // Only a message this step has a text for is a change worth a reload (a scale that says "empty"
+  // while the resident is still carrying the parcel over changes nothing on screen).
+  const messages = (root.dataset.messages || "").split(" ");
+  const shownMessage = (key) => (key && (messages.includes("*") || messages.includes(key)) ? key : "");
+  const shown = () => [root.dataset.step, shownMessage(root.dataset.message), root.dataset.weight,
+    root.dataset.printer].join("|");
   let busy = false;
 
+  // One request at a time; after a success the page is leaving, so a second tap sends nothing.
   async function call(url, body) {
     if (busy) return null;
     busy = true;
+    let r;
     try {
-      const r = await api("POST", url, body || {});
-      if (!r.ok) { say(message, r.data.message || ""); return null; }
-      location.replace("/post");
-      return r.data;
-    } finally { busy = false; }
+      r = await api("POST", url, body || {});
+    } catch (e) {
+      busy = false;
+      return null;
+    }
+    if (!r.ok) {
+      busy = false;
+      // a posting that can no longer start (the camera stopped since this page was shown): show why
+      if (r.status === 503 && root.dataset.step === "notice") { location.replace("/post"); return null; }
+      say(message, r.data.message || "");
+      return null;
+    }
+    location.replace("/post");
+    return r.data;
   }
 
+  let leaving = false;
   async function refresh() {
+    if (leaving) return;
     const r = await api("GET", "/api/posting");
-    if (!r.ok) return;
+    if (!r.ok || leaving) return;
     const v = r.data;
     const printer = v.printer ? String(v.printer.ready) : "";
-    const now = [v.step, v.message || "", v.weight_g || "", printer].join("|");
-    if (now !== shown()) location.replace(v.active || v.step !== "notice" ? "/post" : "/");
+    const now = [v.step, shownMessage(v.message), v.weight_g || "", printer].join("|");
+    if (now !== shown()) {
+      leaving = true;
+      location.replace(v.active || v.step !== "notice" ? "/post" : "/");
+    }
   }
   document.addEventListener("kiosk-posting", refresh);
+  // A change that came before this page's event stream was open is only seen by asking: once now,
+  // and every few seconds while the service is working on something the resident waits for.
+  // (kiosk.js, which defines api(), runs after this script: wait for it.)
+  document.addEventListener("DOMContentLoaded", () => {
+    refresh();
+    if (["card", "weigh", "printing", "dropoff"].includes(root.dataset.step)) setInterval(refresh, 3000);
+  });
 
   // recipient: a pasted or dictated line fills the fields as it is typed; every field stays editable
   const line = document.getElementById("recipient-line");
@@ -41,14 +69,26 @@
     if (!r.ok) return;
     for (const [key, el] of Object.entries(fields)) if (r.data[key]) el.value = r.data[key];
   }
+  // A paste or a dictated line arrives whole: parse it at once. Typing waits for a pause.
+  let lastLength = 0;
   if (line) {
-    line.addEventListener("input", () => { clearTimeout(parseTimer); parseTimer = setTimeout(parse, 250); });
-    line.addEventListener("paste", () => { clearTimeout(parseTimer); parseTimer = setTimeout(parse, 50); });
+    line.addEventListener("input", (event) => {
+      const whole = event.inputType === "insertFromPaste" || event.inputType === "insertFromDrop"
+        || line.value.length - lastLength > 4;
+      lastLength = line.value.length;
+      clearTimeout(parseTimer);
+      parseTimer = setTimeout(parse, whole ? 0 : 300);
+    });
   }
   let fromPosting = null;
+  const choose = (selector, chosen) => document.querySelectorAll(selector).forEach((x) => {
+    x.classList.toggle("on", x === chosen);
+    x.setAttribute("aria-pressed", String(x === chosen));
+  });
   document.querySelectorAll("[data-recent]").forEach((b) => b.addEventListener("click", () => {
-    fromPosting = Number(b.dataset.recent);
-    document.querySelectorAll("[data-recent]").forEach((x) => x.classList.toggle("on", x === b));
+    // tapping the chosen one again unchooses it (the fields below are used then)
+    fromPosting = fromPosting === Number(b.dataset.recent) ? null : Number(b.dataset.recent);
+    choose("[data-recent]", fromPosting === null ? null : b);
   }));
 
   // item: one category, a quantity, a size
@@ -56,7 +96,7 @@
   const next = document.querySelector("[data-action=item]");
   document.querySelectorAll("[data-category]").forEach((b) => b.addEventListener("click", () => {
     category = b.dataset.category;
-    document.querySelectorAll("[data-category]").forEach((x) => x.classList.toggle("on", x === b));
+    choose("[data-category]", b);
     if (next) next.disabled = false;
   }));
   document.querySelectorAll("[data-qty]").forEach((b) => b.addEventListener("click", () => {
@@ -65,7 +105,7 @@
   }));
   document.querySelectorAll("[data-size]").forEach((b) => b.addEventListener("click", () => {
     size = b.dataset.size;
-    document.querySelectorAll("[data-size]").forEach((x) => x.classList.toggle("on", x === b));
+    choose("[data-size]", b);
   }));
 
   const actions = {
