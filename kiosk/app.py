@@ -51,6 +51,7 @@ class Kiosk:
     maintenance: str | None = None  # why the station refuses to serve (unsafe storage, ...)
     diagnostics: Diagnostics | None = None  # the technician's view (None: no technician page)
     posting: PostingDesk | None = None  # posting a parcel (None: the station does not offer it)
+    timezone: str = "Asia/Shanghai"  # the station's clock, for times shown on screen
 
 
 require_courier = RequireRole("courier")
@@ -103,6 +104,7 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
                              extensions=["jinja2.ext.i18n"])
     env.install_gettext_callables(gettext=lambda m, **kw: i18n._(m, **kw),  # type: ignore[attr-defined]
                                   ngettext=lambda s, p, n, **kw: i18n.ngettext(s, p, n, **kw), newstyle=True)
+    env.filters["local_time"] = lambda at: _local_time(at, kiosk.timezone)
     templates = Jinja2Templates(env=env)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
@@ -361,3 +363,13 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
             kiosk.terminal.unsubscribe(queue)
 
     return app
+
+
+def _local_time(at: float | None, zone: str) -> str:
+    """``12-06 09:30`` in the station's time zone (today's date included: the resident sees which day)."""
+    if at is None:
+        return ""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    return datetime.fromtimestamp(float(at), ZoneInfo(zone)).strftime("%m-%d %H:%M")

@@ -40,6 +40,7 @@ class Screen:
     name: str = "home"  # home | door | result
     flow: str | None = None  # deposit | pickup | retrieve | posting | collect
     refusing: bool = False  # the resident chose to refuse the parcel on screen
+    large_print: bool = False  # a resident of 60 or more (from the ID card of a posting)
     compartment: str | None = None
     parcel_id: int | None = None
     door: str = "unknown"  # live door state of the compartment on screen
@@ -52,7 +53,7 @@ class Screen:
         """What any page may see (no personal data is ever part of a screen)."""
         return {"name": self.name, "flow": self.flow, "compartment": self.compartment, "door": self.door,
                 "result": self.result, "tone": self.tone, "detail": self.detail or {}, "version": self.version,
-                "refusing": self.refusing}
+                "refusing": self.refusing, "large_print": self.large_print}
 
 
 class Terminal:
@@ -145,14 +146,14 @@ class Terminal:
         """A person tapped "done" on a result screen."""
         self.go_home()
 
-    def door_flow(self, flow: str, ticket: DoorTicket) -> None:
+    def door_flow(self, flow: str, ticket: DoorTicket, *, large_print: bool = False) -> None:
         self._show(Screen(name="door", flow=flow, compartment=ticket.compartment, parcel_id=ticket.parcel_id,
-                          door=self.custody.door_of(ticket.compartment)))
+                          door=self.custody.door_of(ticket.compartment), large_print=large_print))
 
     def show_result(self, result: str, tone: str, flow: str | None = None, compartment: str | None = None,
-                    **detail: Any) -> None:
+                    *, large_print: bool = False, **detail: Any) -> None:
         self._show(Screen(name="result", flow=flow, compartment=compartment, result=result, tone=tone,
-                          detail=detail))
+                          detail=detail, large_print=large_print))
 
     async def _follow(self, queue: asyncio.Queue[FlowEvent]) -> None:
         while True:
@@ -177,4 +178,5 @@ class Terminal:
             self._publish("screen", self.screen.public())
         elif event.kind in RESULTS:
             result, tone = RESULTS[event.kind]
-            self.show_result(result, tone, flow=screen.flow, compartment=screen.compartment, **event.detail)
+            self.show_result(result, tone, flow=screen.flow, compartment=screen.compartment,
+                             large_print=screen.large_print, **event.detail)

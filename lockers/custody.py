@@ -744,7 +744,7 @@ class Custody:
     async def _store_outbound(self, tracker: _Tracker) -> None:
         now = self._now()
 
-        def tx(conn: sqlite3.Connection) -> str:
+        def tx(conn: sqlite3.Connection) -> dict[str, Any]:
             conn.execute("UPDATE parcels SET state = 'stored', stored_at = ? WHERE id = ?", (now, tracker.parcel_id))
             conn.execute("UPDATE compartments SET state = 'occupied' WHERE label = ?", (tracker.spec.label,))
             conn.execute("UPDATE postings SET state = 'in_locker' WHERE id = ? AND state = 'printed'",
@@ -752,12 +752,12 @@ class Custody:
             _resolve(conn, tracker.parcel_id, "opened", now)
             journal.append(conn, at=now, kind="dropoff_stored", actor="resident", compartment=tracker.spec.label,
                            parcel_id=tracker.parcel_id, posting_id=tracker.posting_id)
-            return conn.execute("SELECT tracking_no FROM parcels WHERE id = ?", (tracker.parcel_id,)).fetchone()[0]
+            row = conn.execute("SELECT waybill, leaves_at FROM postings WHERE id = ?", (tracker.posting_id,)).fetchone()
+            return {"posting_id": tracker.posting_id, "waybill": row["waybill"], "leaves_at": row["leaves_at"]}
 
-        waybill = await self.db.write(tx)
+        detail = await self.db.write(tx)
         crashpoint("dropoff.stored")
-        self._emit(FlowEvent("posting.stored", tracker.parcel_id, tracker.spec.label,
-                             {"posting_id": tracker.posting_id, "waybill": waybill}))
+        self._emit(FlowEvent("posting.stored", tracker.parcel_id, tracker.spec.label, detail))
 
     def _may_collect(self, courier: Courier) -> bool:
         allowed = self.settings.collect_carriers

@@ -154,6 +154,7 @@ class _Live:
     weight: dict[str, Any] | None = None
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     weighing: asyncio.Task[Any] | None = None
+    elderly: bool = False  # the card said 60 or more: large print follows the resident to the door
     ticket: DoorTicket | None = None
 
 
@@ -341,6 +342,8 @@ class PostingDesk:
 
         await self.db.write(tx)
         crashpoint("posting.identified")
+        if self.live and self.live.posting_id == posting_id:
+            self.live.elderly = who.elderly
         self._message(None)
 
     async def parse(self, text: str) -> dict[str, Any]:

@@ -141,7 +141,12 @@ class Station:
                 terminal.publish("posting", view)
 
         desk.subscribe(shown)
-        desk.on_door = lambda ticket: terminal.door_flow("posting", ticket)
+        def door(ticket: object) -> None:
+            live = desk.live
+            terminal.door_flow("posting", ticket, large_print=bool(live and live.elderly))  # type: ignore[arg-type]
+
+        desk.on_door = door
+        self.kiosk.timezone = desk.settings.schedule.tz.key
         return desk
 
     async def _route_scans(self, router: ScanRouter) -> None:
