@@ -184,6 +184,7 @@ class PostingDesk:
         self._lock = asyncio.Lock()
         self._watch: asyncio.Task[None] | None = None
         self._follow: asyncio.Task[None] | None = None
+        self._reprints: asyncio.Task[None] | None = None
         self.last_refusal: dict[str, Any] | None = None
         self.on_door: Callable[[DoorTicket], None] | None = None  # the kiosk shows the drop-off door
         self.read_calls = 0  # how many times the card reader was asked for a card (T-E4 tests)
@@ -192,27 +193,30 @@ class PostingDesk:
 
     async def start(self) -> None:
         """Postings a power cut interrupted before payment are cancelled and lose their personal
-        data; paid ones keep their state for the staff (a paid label not yet printed is printed
-        when the resident comes back to the counter: the journal says what happened)."""
+        data. A paid posting whose label was not printed gets its label now, when the printer is
+        ready (the resident has gone: the staff hand it over; the journal says what happened)."""
         now = self._now()
 
-        def tx(conn: sqlite3.Connection) -> int:
+        def tx(conn: sqlite3.Connection) -> tuple[int, list[int]]:
             rows = conn.execute("SELECT id FROM postings WHERE state IN ('reading_card', 'drafting', 'priced')"
                                 ).fetchall()
             for row in rows:
                 self._end(conn, row["id"], "cancelled", "interrupted", now)
             self._purge(conn, now)
-            return len(rows)
+            unprinted = [r["id"] for r in conn.execute("SELECT id FROM postings WHERE state = 'paid'")]
+            return len(rows), unprinted
 
         await asyncio.to_thread(address_warm_up)  # the parser's region data, off the event loop
-        interrupted = await self.db.write(tx)
+        interrupted, unprinted = await self.db.write(tx)
         if interrupted:
             log.info("%d unfinished postings were cancelled at start-up", interrupted)
+        if unprinted and self.label_printer is not None:
+            self._reprints = asyncio.create_task(self._print_left(unprinted), name="posting-reprints")
         self._watch = asyncio.create_task(self._housekeeping(), name="posting-housekeeping")
         self._follow = asyncio.create_task(self._follow_doors(self.custody.subscribe()), name="posting-doors")
 
     async def stop(self) -> None:
-        for task in (self._watch, self._follow):
+        for task in (self._watch, self._follow, self._reprints):
             if task:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -589,7 +593,7 @@ class PostingDesk:
         """The label as PNG: the same image the printer gets."""
         return label_png(render_label(await self.label_data(posting_id)))
 
-    async def _print(self, posting_id: int) -> None:
+    async def _print(self, posting_id: int, *, then_dropoff: bool = True) -> None:
         data = await self.label_data(posting_id)
         image = render_label(data)
 
@@ -618,9 +622,15 @@ class PostingDesk:
                            tracking=data.waybill)))
         crashpoint("posting.printed")
         self._message(None)
-        if self.receipt_printer is not None:
+        if self.receipt_printer is not None and then_dropoff:  # after a restart the resident has gone
             self._spawn(self._receipt(data), f"posting-{posting_id}-receipt")
-        await self.dropoff()
+        if then_dropoff:
+            await self.dropoff()
+
+    async def _print_left(self, posting_ids: list[int]) -> None:
+        """Labels of paid postings a restart interrupted, one after the other, each once."""
+        for posting_id in posting_ids:
+            await self._print(posting_id, then_dropoff=False)
 
     async def _receipt(self, data: LabelData) -> None:
         """The resident's receipt, in the printer's own Chinese text and barcodes (a printer without

@@ -644,6 +644,14 @@ async def test_a_restart_cancels_unpaid_postings_and_retention_purges_the_id_num
     for posting_id, state in ((paid_id, "paid"), (done_id, "in_locker")):
         row = await kiosk.row(posting_id)
         assert row["state"] == state and row["id_enc"] is not None  # kept for the staff
+    # the paid posting's label was never printed: it prints now, once, when the paper is in; no door
+    printed_before = len(kiosk.printer_sim.sim.labels)
+    pulses_before = await total_pulses(kiosk)
+    kiosk.printer_sim.sim.set(paper_out=False)
+    await kiosk.wait_state(paid_id, "printed")
+    await asyncio.sleep(0.3)
+    assert len(kiosk.printer_sim.sim.labels) == printed_before + 1
+    assert await total_pulses(kiosk) == pulses_before
 
     kiosk.station.clock.advance((kiosk.settings.id_retention_days + 1) * 86400)
     await kiosk.new_desk()
