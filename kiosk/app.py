@@ -37,6 +37,7 @@ from lockers.errors import CustodyError, FlowConflict, StorageError
 
 HERE = Path(__file__).parent
 LANG_COOKIE = "pk_lang"
+LARGE_COOKIE = "pk_large"  # large print (长辈模式) switched on by hand on this kiosk
 
 
 @dataclass
@@ -52,6 +53,8 @@ class Kiosk:
     diagnostics: Diagnostics | None = None  # the technician's view (None: no technician page)
     posting: PostingDesk | None = None  # posting a parcel (None: the station does not offer it)
     timezone: str = "Asia/Shanghai"  # the station's clock, for times shown on screen
+    opening_hours: str = ""
+    idle_seconds: float = 60.0  # doubled in large print (a person who reads slowly is not rushed)
 
 
 require_courier = RequireRole("courier")
@@ -146,7 +149,11 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
     def page(request: Request, template: str, **context: Any) -> HTMLResponse:
         screen = kiosk.terminal.screen if kiosk.terminal else Screen()
         session = kiosk.sessions.get(request.cookies.get(SESSION_COOKIE))
+        large = request.cookies.get(LARGE_COOKIE) == "1" or screen.large_print or bool(context.get("large_print"))
+        context["large_print"] = large
         return templates.TemplateResponse(request, template, {
+            "opening_hours": kiosk.opening_hours, "large_switch": request.cookies.get(LARGE_COOKIE) == "1",
+            "idle_seconds": round(kiosk.idle_seconds * (2 if large else 1)),
             "screen": screen, "station": kiosk.station_name, "station_phone": kiosk.station_phone,
             "lang": i18n.language(), "html_lang": i18n.html_lang(), "languages": i18n.LANGUAGES,
             "session": session, "sizes": SIZES, "path": request.url.path, **context})
@@ -197,6 +204,17 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
     @app.get("/help", response_class=HTMLResponse, include_in_schema=False)
     async def help_page(request: Request) -> HTMLResponse:
         return page(request, "help.html")
+
+    @app.get("/large/{state}", include_in_schema=False)
+    async def switch_large_print(state: str, next: str = "/") -> RedirectResponse:
+        """Large print on or off for this kiosk until the next idle reset (长辈模式)."""
+        target = next if next.startswith("/") and not next.startswith("//") else "/"
+        response = RedirectResponse(target, status_code=303)
+        if state == "on":
+            response.set_cookie(LARGE_COOKIE, "1", samesite="strict", httponly=True)
+        else:
+            response.delete_cookie(LARGE_COOKIE)
+        return response
 
     @app.get("/lang/{locale}", include_in_schema=False)
     async def switch_language(locale: str, next: str = "/") -> RedirectResponse:

@@ -79,7 +79,8 @@ def add_posting_routes(app: FastAPI, page: Callable[..., HTMLResponse], kiosk: K
             available, reason = await kiosk.posting.availability()
         recent = await kiosk.posting.recent_recipients() if view["step"] == "recipient" else []
         return page(request, "post.html", view=view, available=available, unavailable=reason, recent=recent,
-                    categories=ITEM_CATEGORIES, retention_days=round(kiosk.posting.settings.id_retention_days))
+                    categories=ITEM_CATEGORIES, retention_days=round(kiosk.posting.settings.id_retention_days),
+                    large_print=bool(view.get("elderly")))
 
     @app.get("/post/catalogue", response_class=HTMLResponse, include_in_schema=False)
     async def catalogue_page(request: Request) -> HTMLResponse:

@@ -49,7 +49,9 @@ class StationConfig(_Frozen):
     name: str = "幸福里社区邮政服务点"
     address: str = ""
     phone: str = ""
+    opening_hours: str = "08:00-20:00"
     free_storage_hours: float = Field(24.0, gt=0)
+    idle_seconds: float = Field(60.0, ge=20, le=600)  # a page left alone this long asks "still there?"
 
 
 class DatabaseConfig(_Frozen):

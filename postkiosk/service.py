@@ -217,6 +217,8 @@ class Station:
     def app(self) -> FastAPI:
         """The web app; the station starts with the app's lifespan."""
         self.kiosk = Kiosk(custody=None, terminal=None, sessions=self.sessions,  # type: ignore[arg-type]
-                           station_name=self.config.station.name, station_phone=self.config.station.phone)
+                           station_name=self.config.station.name, station_phone=self.config.station.phone,
+                           opening_hours=self.config.station.opening_hours,
+                           idle_seconds=self.config.station.idle_seconds)
         return create_app(self.kiosk, on_start=self.start, on_stop=self.stop, api_docs=self.config.web.api_docs)
 

@@ -273,3 +273,43 @@ if (page === "retrieve") {
     say(document.getElementById("message"), r.data.message);
   }));
 }
+
+// ---- idle: a page left alone asks "still there?" (20 s to answer), then goes back to the start and
+// forgets the session: an unpaid posting is cancelled, a courier is logged out, large print goes off.
+// Never on a door screen (a door may be open: the door-left-open alarm handles that) nor on a result
+// (it returns by itself).
+(function idle() {
+  const seconds = Number(document.body.dataset.idle || 60);
+  const dialog = document.getElementById("still-there");
+  if (!dialog || page === "door" || page === "result") return;
+  const count = document.getElementById("still-there-count");
+  const ANSWER = 20;
+  let timer = null, ticker = null, left = ANSWER;
+  async function forget() {
+    await Promise.allSettled([api("POST", "/api/posting/cancel", {}), api("DELETE", "/api/courier/session")]);
+    location.replace("/large/off?next=/");
+  }
+  function ask() {
+    if (page === "home") { if (document.body.classList.contains("large-print")) forget(); return; }
+    left = ANSWER;
+    dialog.hidden = false;
+    const say = () => { if (count) count.textContent = count.dataset.text.replace("{s}", String(Math.max(0, left))); };
+    say();
+    document.dispatchEvent(new CustomEvent("kiosk-still-there"));
+    ticker = setInterval(() => {
+      left -= 1;
+      say();
+      if (left <= 0) { clearInterval(ticker); forget(); }
+    }, 1000);
+  }
+  function reset() {
+    clearTimeout(timer); clearInterval(ticker);
+    dialog.hidden = true;
+    timer = setTimeout(ask, Math.max(5, seconds - ANSWER) * 1000);
+  }
+  ["pointerdown", "keydown", "input"].forEach((type) => document.addEventListener(type, (event) => {
+    if (dialog.hidden || event.target.closest("#still-there")) reset();
+  }, true));
+  document.getElementById("still-here").addEventListener("click", reset);
+  reset();
+})();
