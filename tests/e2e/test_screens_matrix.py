@@ -1,0 +1,106 @@
+"""Every resident screen, in every language, in normal and large print, on the 7-inch 800x480 panel
+and a 1280x800 screen, with touch (issue 9; kiosk-ux-and-stack.md §9.1, §9.2):
+
+* controls at least 64 px (80 px in large print) in both directions;
+* body text at least 18 px; in large print the main actions at least 30 px type;
+* line spacing at least 1.3 on paragraphs;
+* text contrast at least 4.5:1, computed from the rendered colours (text colour against the nearest
+  opaque background behind it);
+* no text clipped: nothing wider than the viewport, no element whose content overflows a box that
+  hides it.
+
+A screenshot of each lands in test-output/e2e/screens/.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser
+
+from kiosk.i18n import LANGUAGES
+
+SCREENS = ("/", "/pickup", "/courier", "/help", "/post", "/post/catalogue")
+VIEWPORTS = ((800, 480), (1280, 800))
+
+#: one pass over the page in the browser: every measurement this test asserts on
+MEASURE = r"""
+(large) => {
+  const px = (v) => parseFloat(v) || 0;
+  const rgba = (c) => { const m = c.match(/rgba?\(([^)]+)\)/); if (!m) return [0, 0, 0, 0];
+                        const p = m[1].split(",").map((x) => parseFloat(x)); return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1]; };
+  const lum = ([r, g, b]) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+                               return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+  const background = (el) => {
+    for (let e = el; e; e = e.parentElement) { const c = rgba(getComputedStyle(e).backgroundColor); if (c[3] > 0.5) return c; }
+    return [255, 255, 255, 1];
+  };
+  const visible = (el) => { const r = el.getBoundingClientRect(); const s = getComputedStyle(el);
+                            return r.width > 0 && r.height > 0 && s.visibility !== "hidden" && s.display !== "none"; };
+  const name = (el) => (el.dataset.testid || el.id || el.textContent.trim().slice(0, 24) || el.tagName);
+  const out = { small: [], tinyText: [], smallAction: [], lowContrast: [], tight: [], clipped: [], wide: [] };
+  const min = large ? 80 : 64;
+  document.querySelectorAll("button, a.btn, .key, input:not([type=hidden]), textarea, select, summary").forEach((el) => {
+    if (!visible(el) || el.closest("[hidden]")) return;
+    const r = el.getBoundingClientRect();
+    if (r.width < min - 0.5 || r.height < min - 0.5) out.small.push([name(el), Math.round(r.width), Math.round(r.height)]);
+  });
+  if (large) document.querySelectorAll("main .btn.primary, main .btn.big").forEach((el) => {
+    if (visible(el) && px(getComputedStyle(el).fontSize) < 30) out.smallAction.push([name(el), getComputedStyle(el).fontSize]);
+  });
+  const texts = [...document.querySelectorAll("body *")].filter((el) => visible(el) && !el.closest("[hidden]") &&
+    [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim()));
+  texts.forEach((el) => {
+    const s = getComputedStyle(el);
+    if (px(s.fontSize) < 18) out.tinyText.push([name(el), s.fontSize]);
+    const fg = rgba(s.color), bg = background(el);
+    const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+    const ratio = (a + 0.05) / (b + 0.05);
+    if (ratio < 4.5) out.lowContrast.push([name(el), ratio.toFixed(2), s.color, `rgb(${bg.slice(0, 3)})`]);
+    if (el.tagName === "P" || el.tagName === "LI") {
+      const lh = s.lineHeight === "normal" ? 1.2 * px(s.fontSize) : px(s.lineHeight);
+      if (lh < 1.3 * px(s.fontSize) - 0.5) out.tight.push([name(el), s.lineHeight, s.fontSize]);
+    }
+    if (["hidden", "clip"].includes(s.overflowX) && el.scrollWidth > el.clientWidth + 1) out.clipped.push([name(el), "x"]);
+    if (["hidden", "clip"].includes(s.overflowY) && el.scrollHeight > el.clientHeight + 1) out.clipped.push([name(el), "y"]);
+  });
+  const vw = document.documentElement.clientWidth;
+  document.querySelectorAll("body *").forEach((el) => {
+    if (!visible(el) || el.closest("[hidden]")) return;
+    const r = el.getBoundingClientRect();
+    if (r.right > vw + 1 || r.left < -1) out.wide.push([name(el), Math.round(r.left), Math.round(r.right), vw]);
+  });
+  if (document.documentElement.scrollWidth > vw + 1) out.wide.push(["page", document.documentElement.scrollWidth, vw]);
+  return out;
+}
+"""
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("width,height", VIEWPORTS, ids=lambda v: str(v))
+def test_every_screen_in_every_language_and_mode(chromium: Browser, kiosk_service, shots: Path, width, height):
+    folder = shots / "screens"
+    folder.mkdir(parents=True, exist_ok=True)
+    context = chromium.new_context(viewport={"width": width, "height": height}, has_touch=True)
+    page = context.new_page()
+    problems: dict[str, dict[str, list]] = {}
+    try:
+        for locale in LANGUAGES:
+            page.goto(kiosk_service.url(f"/lang/{locale}?next=/"))
+            for large in (False, True):
+                page.goto(kiosk_service.url(f"/large/{'on' if large else 'off'}?next=/"))
+                for path in SCREENS:
+                    page.goto(kiosk_service.url(path))
+                    page.wait_for_load_state("load")
+                    assert page.locator("html").get_attribute("lang") == LANGUAGES[locale][0]
+                    found = page.evaluate(MEASURE, large)
+                    key = f"{locale} {'large' if large else 'normal'} {width}x{height} {path}"
+                    found = {k: v for k, v in found.items() if v}
+                    if found:
+                        problems[key] = found
+                    slug = path.strip("/").replace("/", "-") or "home"
+                    page.screenshot(path=str(folder / f"{width}x{height}-{locale}-{'large' if large else 'normal'}-{slug}.png"))
+    finally:
+        context.close()
+    assert not problems, "\n".join(f"{k}: {v}" for k, v in problems.items())
