@@ -32,8 +32,12 @@ class TerminalBusy(Exception):
 
 
 def money(fen: int) -> str:
-    """Always yuan with the yuan sign, whatever the language (Babel would write CN¥ in some)."""
-    return f"¥{fen // 100}.{fen % 100:02d}"
+    """Always yuan with the yuan sign, whatever the language (Babel would write CN¥ in some).
+
+    One formatter for pages and API messages: this is :func:`kiosk.i18n.format_money`."""
+    from kiosk.i18n import format_money  # the module already imports kiosk.i18n; kept local to this function
+
+    return format_money(fen)
 
 
 def describe(err: Exception) -> tuple[int, dict[str, Any]]:
