@@ -23,13 +23,15 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 
-from kiosk import i18n, scans
+from kiosk import i18n, problems, scans
 from kiosk.errors import SessionRequired, StaffLoginFailed, TerminalBusy, describe
 from kiosk.i18n import _
 from kiosk.sessions import SESSION_COOKIE, RequireRole, Session, Sessions
 from kiosk.posting import add_posting_routes
+from kiosk.voice import add_voice_routes
 from kiosk.technician import add_technician_routes
 from kiosk.terminal import Screen, Terminal
+from hal.speech import Speech
 from lockers.custody import REFUSE_REASONS, SIZES, Custody
 from lockers.diagnostics import Diagnostics
 from lockers.posting import PostingDesk
@@ -55,6 +57,7 @@ class Kiosk:
     timezone: str = "Asia/Shanghai"  # the station's clock, for times shown on screen
     opening_hours: str = ""
     idle_seconds: float = 60.0  # doubled in large print (a person who reads slowly is not rushed)
+    speech: Speech | None = None  # voice prompts (None: espeak-ng with its defaults)
 
 
 require_courier = RequireRole("courier")
@@ -107,14 +110,15 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
                              extensions=["jinja2.ext.i18n"])
     env.install_gettext_callables(gettext=lambda m, **kw: i18n._(m, **kw),  # type: ignore[attr-defined]
                                   ngettext=lambda s, p, n, **kw: i18n.ngettext(s, p, n, **kw), newstyle=True)
-    env.filters["local_time"] = lambda at: _local_time(at, kiosk.timezone)
+    env.filters.update(i18n.jinja_filters(kiosk.timezone))  # money, date, time, datetime, local_time
+    env.globals["problem"] = problems.problem
     templates = Jinja2Templates(env=env)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.middleware("http")
     async def maintenance(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         path = request.url.path
-        if kiosk.maintenance is None or path.startswith(("/static/", "/healthz", "/lang/")):
+        if kiosk.maintenance is None or path.startswith(("/static/", "/healthz", "/lang/", "/api/voice")):
             return await call_next(request)
         if path.startswith("/api/"):
             status, body = describe(StorageError(kiosk.maintenance))
@@ -160,6 +164,7 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
 
     add_technician_routes(app, page)
     add_posting_routes(app, page, kiosk)
+    add_voice_routes(app, kiosk)
 
     # ---------------------------------------------------------------- pages
 
@@ -200,6 +205,16 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
             return RedirectResponse("/courier", status_code=303)
         return page(request, "retrieve.html", parcels=await kiosk.custody.retrievals(session.courier),
                     outbound=await kiosk.custody.collections(session.courier))
+
+    @app.get("/problem/{key}", response_class=HTMLResponse, include_in_schema=False)
+    async def problem_page(request: Request, key: str) -> HTMLResponse:
+        """One problem from the table: what happened, what to do now, the station's phone."""
+        found = problems.problem(key)
+        if found is None:
+            response = page(request, "problem.html", p=problems.problem("network_down"))
+            response.status_code = 404
+            return response
+        return page(request, "problem.html", p=found)
 
     @app.get("/help", response_class=HTMLResponse, include_in_schema=False)
     async def help_page(request: Request) -> HTMLResponse:
@@ -381,13 +396,3 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
             kiosk.terminal.unsubscribe(queue)
 
     return app
-
-
-def _local_time(at: float | None, zone: str) -> str:
-    """``12-06 09:30`` in the station's time zone (today's date included: the resident sees which day)."""
-    if at is None:
-        return ""
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-
-    return datetime.fromtimestamp(float(at), ZoneInfo(zone)).strftime("%m-%d %H:%M")

@@ -104,6 +104,9 @@ class Station:
         self.terminal = Terminal(self.custody)
         await self.terminal.start()
         self.kiosk.custody, self.kiosk.terminal = self.custody, self.terminal
+        from hal.speech import speech_engine
+
+        self.kiosk.speech = speech_engine("espeak-ng", cache_dir=self.config.database.path.parent / "voice")
         self.kiosk.diagnostics = Diagnostics(self.custody, devices=self.devices(),
                                              config_summary=self.config_summary)
         if self.config.posting.enabled:

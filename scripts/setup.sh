@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 # Debian packages: chromium (the kiosk's screen and the browser tests), socat (pty pairs for
 # simulators), the WenQuanYi font (CJK with Latin digits) and libzbar0 (pyzbar, the second camera decoder).
-packages=(chromium socat fonts-wqy-microhei libzbar0)
+packages=(chromium socat fonts-wqy-microhei libzbar0 espeak-ng)
 python_ok() { python3 -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; }
 python_ok || packages+=(python3 python3-venv)
 

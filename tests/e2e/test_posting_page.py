@@ -373,7 +373,7 @@ class PostingRun:
         expect(k.get_by_test_id("result-text")).to_contain_text(waybill)
         expect(k.get_by_test_id("result-text")).to_contain_text(compartment)
         # when it leaves: the collection's date and time, in the station's clock
-        expect(k.get_by_test_id("result-text")).to_have_text(re.compile(r"\d{2}-\d{2} \d{2}:\d{2}"))
+        expect(k.get_by_test_id("result-text")).to_have_text(re.compile(r"\d+月\d+日 \d{2}:\d{2}"))
         self.screen("posted", f"{shot_prefix}posted")
         k.get_by_test_id("done").tap()
         expect(k.get_by_test_id("start-posting")).to_be_visible()
