@@ -28,6 +28,7 @@ from kiosk.errors import SessionRequired, StaffLoginFailed, TerminalBusy, descri
 from kiosk.i18n import _
 from kiosk.sessions import SESSION_COOKIE, RequireRole, Session, Sessions
 from kiosk.posting import add_posting_routes
+from kiosk.queue import add_queue_routes
 from kiosk.voice import add_voice_routes
 from kiosk.technician import add_technician_routes
 from kiosk.terminal import Screen, Terminal
@@ -35,6 +36,7 @@ from hal.speech import Speech
 from lockers.custody import REFUSE_REASONS, SIZES, Custody
 from lockers.diagnostics import Diagnostics
 from lockers.posting import PostingDesk
+from lockers.queue import QueueDesk
 from lockers.errors import CustodyError, FlowConflict, StorageError
 
 HERE = Path(__file__).parent
@@ -58,6 +60,7 @@ class Kiosk:
     opening_hours: str = ""
     idle_seconds: float = 60.0  # doubled in large print (a person who reads slowly is not rushed)
     speech: Speech | None = None  # voice prompts (None: espeak-ng with its defaults)
+    queue: QueueDesk | None = None  # the counter queue (None: not offered)
 
 
 require_courier = RequireRole("courier")
@@ -165,6 +168,7 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
     add_technician_routes(app, page)
     add_posting_routes(app, page, kiosk)
     add_voice_routes(app, kiosk)
+    add_queue_routes(app, page, kiosk)
 
     # ---------------------------------------------------------------- pages
 

@@ -256,6 +256,31 @@ MIGRATIONS: list[str] = [
     CREATE INDEX parcels_state ON parcels(state);
     CREATE INDEX parcels_posting ON parcels(posting_id);
     """,
+    # 5: the counter queue. A ticket is a number per business day (``day``, the station's local date):
+    #    lane 'A' normal, 'P' priority (60+ by ID card, or staff). ``priority`` can be raised later by
+    #    staff without changing the printed number. No personal data: nothing of the card is kept.
+    """
+    CREATE TABLE queue_tickets (
+        id              INTEGER PRIMARY KEY,
+        day             TEXT NOT NULL,
+        lane            TEXT NOT NULL CHECK (lane IN ('A', 'P')),
+        seq             INTEGER NOT NULL CHECK (seq BETWEEN 1 AND 999),
+        number          TEXT NOT NULL,
+        priority        INTEGER NOT NULL DEFAULT 0 CHECK (priority IN (0, 1)),
+        priority_reason TEXT CHECK (priority_reason IN ('age_card', 'staff')),
+        state           TEXT NOT NULL DEFAULT 'waiting'
+                        CHECK (state IN ('waiting', 'called', 'served', 'skipped', 'expired')),
+        taken_at        REAL NOT NULL,
+        called_at       REAL,
+        counter         TEXT,
+        calls           INTEGER NOT NULL DEFAULT 0,
+        ended_at        REAL,
+        UNIQUE (day, lane, seq),
+        UNIQUE (day, number),
+        CHECK ((priority = 0) = (priority_reason IS NULL))
+    );
+    CREATE INDEX queue_tickets_day_state ON queue_tickets(day, state);
+    """,
 ]
 
 

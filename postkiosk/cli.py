@@ -78,10 +78,11 @@ def run(config: ConfigOpt = None, host: Annotated[Optional[str], typer.Option(he
 
     async def main() -> None:
         if cfg.is_demo:
-            from postkiosk.demo import DemoStation, ensure_demo_courier, ensure_demo_technician
+            from postkiosk.demo import DemoStation, ensure_demo_courier, ensure_demo_staff, ensure_demo_technician
 
             credential = ensure_demo_courier(cfg)
             technician = ensure_demo_technician(cfg)
+            staff = ensure_demo_staff(cfg)
             demo = DemoStation(cfg)
             urls = await demo.start_simulators()
             web = demo.app(urls)
@@ -101,6 +102,8 @@ def run(config: ConfigOpt = None, host: Annotated[Optional[str], typer.Option(he
                               f" stored hashed, shown from {cfg.database.path.parent / 'demo-courier.txt'})")
                 console.print(f"  technician page:  http://{host}:{port}/technician   login [bold]{technician.login}[/],"
                               f" password [bold]{technician.pin}[/]")
+                console.print(f"  counter queue:    http://{host}:{port}/queue/staff   login [bold]{staff.login}[/],"
+                              f" password [bold]{staff.pin}[/]")
                 console.print("  Ctrl+C stops it.")
 
             try:

@@ -34,6 +34,7 @@ from simulators.wall import wall_router
 
 DEMO_LOGIN = "10000001"
 DEMO_TECHNICIAN = "demo.tech"
+DEMO_STAFF = "demo.staff"
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,12 @@ def _ensure_demo_account(config: Config, role: str, login: str, name: str, carri
     with os.fdopen(fd, "w") as fh:
         fh.write(f"{login} {secret}\n")
     return DemoCredential(login, secret, True)
+
+
+def ensure_demo_staff(config: Config) -> DemoCredential:
+    """A demo counter clerk (role staff: the queue's staff screen), made like the technician."""
+    return _ensure_demo_account(config, "staff", DEMO_STAFF, "演示柜员", "", "demo-staff.txt",
+                                lambda: secrets.token_urlsafe(12))
 
 
 class DemoStation:

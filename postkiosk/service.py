@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 
@@ -26,6 +27,7 @@ from lockers.doors import DoorMonitor
 from lockers.errors import StorageError
 from lockers.keys import DeviceKeys
 from lockers.posting import PostingDesk
+from lockers.queue import QueueDesk, QueueSettings
 from postkiosk.config import Config
 from postkiosk.devices import build_devices
 
@@ -113,6 +115,11 @@ class Station:
             self.posting = self._posting_desk(keys)
             await self.posting.start()
             self.kiosk.posting = self.posting
+        p = self.peripherals
+        self.kiosk.queue = QueueDesk(
+            self.db, settings=QueueSettings(tz=ZoneInfo(self.kiosk.timezone), station_name=self.config.station.name),
+            reader=p["idcard"].device if "idcard" in p else None,
+            receipt_printer=p["receipt_printer"].device if "receipt_printer" in p else None)
         if self.scanner is not None:
             self._scans = asyncio.create_task(self._route_scans(ScanRouter(self.custody, self.terminal)),
                                               name="scanner")

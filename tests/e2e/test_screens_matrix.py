@@ -21,7 +21,7 @@ from playwright.sync_api import Browser
 
 from kiosk.i18n import LANGUAGES
 
-SCREENS = ("/", "/pickup", "/courier", "/help", "/post", "/post/catalogue", "/problem/printer_paper_out")
+SCREENS = ("/", "/pickup", "/courier", "/help", "/post", "/post/catalogue", "/problem/printer_paper_out", "/queue", "/queue?step=priority")
 VIEWPORTS = ((800, 480), (1280, 800))
 
 #: one pass over the page in the browser: every measurement this test asserts on

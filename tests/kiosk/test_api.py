@@ -12,7 +12,9 @@ PIN = "24681357"
 RESIDENT_ROUTES = {"/healthz", "/api/pickups", "/api/screen", "/api/screen/dismiss", "/api/events",
                    "/api/courier/session:POST", "/api/screen/refuse", "/", "/pickup", "/courier", "/courier/deposit",
                    "/courier/retrieve", "/help",
-                   "/lang/{locale}", "/large/{state}", "/problem/{key}", "/api/voice", "/api/voice/text", "/technician", "/api/technician/session:POST",
+                   "/lang/{locale}", "/large/{state}", "/problem/{key}", "/api/voice", "/api/voice/text",
+                   "/queue", "/queue/ticket/{number}", "/queue/staff", "/api/queue", "/api/queue/tickets",
+                   "/api/queue/tickets/priority", "/api/queue/card", "/api/staff/session:POST", "/technician", "/api/technician/session:POST",
                    # posting a parcel: a resident at the kiosk, no account
                    "/post", "/post/catalogue", "/api/posting", "/api/posting/parse", "/api/posting/recipients",
                    "/api/posting/recipient", "/api/posting/item", "/api/posting/weigh", "/api/posting/confirm",
