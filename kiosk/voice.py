@@ -27,6 +27,8 @@ from hal.errors import HalError
 from hal.speech import Speech, speech_engine
 from kiosk import i18n
 from kiosk.i18n import _
+from kiosk.problems import KEYS as PROBLEM_KEYS
+from kiosk.problems import problem
 
 if TYPE_CHECKING:
     from kiosk.app import Kiosk
@@ -185,7 +187,11 @@ PROMPTS: dict[str, Prompt] = {
     "post/printing": lambda ctx: _sentences(_("Printing your label …")),
     "post/dropoff": lambda ctx: _sentences(_("Take your label and stick it on the parcel."),
                                            _("Then tap “Open a door” and put the parcel in.")),
+    "queue": lambda ctx: _sentences(_("Queue for the counter"), _("Take a ticket")),
 }
+# every problem screen reads what happened and what to do next (kiosk.problems, one table)
+PROMPTS.update({f"problem/{key}": (lambda ctx, k=key: _sentences(problem(k).what, problem(k).next))  # type: ignore[union-attr]
+                for key in PROBLEM_KEYS})
 
 
 class UnknownPrompt(LookupError):

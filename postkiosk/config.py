@@ -52,6 +52,7 @@ class StationConfig(_Frozen):
     opening_hours: str = "08:00-20:00"
     free_storage_hours: float = Field(24.0, gt=0)
     idle_seconds: float = Field(60.0, ge=20, le=600)  # a page left alone this long asks "still there?"
+    result_seconds: float = Field(10.0, ge=3, le=120)  # how long a result screen stays before home
 
 
 class DatabaseConfig(_Frozen):

@@ -103,7 +103,7 @@ class Station:
         self._backups = asyncio.create_task(
             run_daily(self.db, self.config.database.resolved_backup_dir, keep=self.config.database.backups_kept),
             name="daily-backup")
-        self.terminal = Terminal(self.custody)
+        self.terminal = Terminal(self.custody, result_seconds=self.config.station.result_seconds)
         await self.terminal.start()
         self.kiosk.custody, self.kiosk.terminal = self.custody, self.terminal
         from hal.speech import speech_engine

@@ -13,6 +13,8 @@ async function api(method, url, body) {
   });
   let data = {};
   try { data = await response.json(); } catch (e) { data = {}; }
+  // an error a person meets is also said aloud (voice.js), not only shown
+  if (!response.ok && data.error) document.dispatchEvent(new CustomEvent("kiosk-problem", { detail: data }));
   return { ok: response.ok, status: response.status, data };
 }
 

@@ -46,6 +46,10 @@
       const step = document.querySelector(".step:not([hidden])");
       return "deposit/" + ((step && step.dataset.step) || "1");
     }
+    if (page === "problem") {
+      const root = document.querySelector("[data-problem]");
+      return "problem/" + ((root && root.dataset.problem) || "network_down");
+    }
     return page;
   }
 
@@ -78,6 +82,14 @@
     document.querySelectorAll(".step").forEach((el) => observer.observe(el, { attributes: true, attributeFilter: ["hidden"] }));
   }
   document.addEventListener("kiosk-still-there", () => autoplay("still-there"));
+  // API errors -> the problem table's spoken "what happened, what now" (kiosk/problems.py)
+  const PROBLEM_OF = { wrong_code: "wrong_code", keypad_paused: "wrong_code", door_unavailable: "door_jammed",
+                       no_compartment: "no_compartment" };
+  document.addEventListener("kiosk-problem", (event) => {
+    const { error, reason } = event.detail;
+    const key = error === "posting_unavailable" ? (reason === "camera_down" ? "camera_down" : null) : PROBLEM_OF[error];
+    if (key) autoplay("problem/" + key);
+  });
   window.addEventListener("pagehide", stop);
   showMuted();
   autoplay();

@@ -30,6 +30,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--no-first-run",
     "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",  # as the kiosk runs: voice prompts speak on their own
 ]
 START_TIMEOUT = 30.0
 

@@ -104,3 +104,87 @@ def test_every_screen_in_every_language_and_mode(chromium: Browser, kiosk_servic
     finally:
         context.close()
     assert not problems, "\n".join(f"{k}: {v}" for k, v in problems.items())
+
+
+def _api(base: str, method: str, path: str, body: dict | None = None, token: str | None = None) -> dict:
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(base + path, method=method, data=json.dumps(body).encode() if body else None,
+                                     headers={"Content-Type": "application/json",
+                                              **({"Authorization": f"Bearer {token}"} if token else {})})
+    with urllib.request.urlopen(request, timeout=10) as r:
+        return json.loads(r.read() or b"{}")
+
+
+@pytest.fixture
+def long_results(monkeypatch):
+    monkeypatch.setenv("POSTKIOSK_STATION__RESULT_SECONDS", "60")  # six languages x modes of one result
+
+
+@pytest.mark.timeout(300)
+def test_the_door_and_result_screens_in_every_language_and_mode(long_results, chromium: Browser, kiosk_service,
+                                                                 shots: Path):
+    """The screens a flow shows (an open door, then its result) at 800x480, the tightest panel."""
+    import time
+
+    base = kiosk_service.base_url
+    folder = shots / "screens"
+    folder.mkdir(parents=True, exist_ok=True)
+    token = _api(base, "POST", "/api/courier/session",
+                 {"login": kiosk_service.courier_login, "pin": kiosk_service.courier_pin})["token"]
+    ticket = _api(base, "POST", "/api/deposits", {"tracking": "SF1234567890", "phone": "13912345678", "size": "S",
+                                                  "consent": True}, token)
+    label = ticket["compartment"]
+    board, channel = divmod(int(label[1:]) - 1, 16)
+    context = chromium.new_context(viewport={"width": 800, "height": 480}, has_touch=True)
+    page = context.new_page()
+    problems: dict[str, dict[str, list]] = {}
+
+    def sweep(screen: str) -> None:
+        # cookies set directly: a door or result page may move itself to "/" at any moment, which
+        # would race a navigation through /lang/ or /large/
+        for locale in LANGUAGES:
+            for large in (False, True):
+                context.clear_cookies()
+                context.add_cookies([{"name": "pk_lang", "value": locale, "url": base}]
+                                    + ([{"name": "pk_large", "value": "1", "url": base}] if large else []))
+                _goto_home(page, kiosk_service.url("/"))
+                assert page.locator("body").get_attribute("data-page") == screen
+                found = {k: v for k, v in page.evaluate(MEASURE, large).items() if v}
+                if found:
+                    problems[f"{locale} {'large' if large else 'normal'} {screen}"] = found
+                page.screenshot(path=str(folder / f"800x480-{locale}-{'large' if large else 'normal'}-{screen}.png"))
+
+    try:
+        deadline = time.monotonic() + 10
+        while _api(base, "GET", "/api/screen")["door"] != "open":
+            assert time.monotonic() < deadline, "the deposit door never opened"
+            time.sleep(0.05)
+        sweep("door")
+        _api(base, "POST", f"/sim/api/A/{board}/{channel}/put")
+        _api(base, "POST", f"/sim/api/A/{board}/{channel}/close")
+        deadline = time.monotonic() + 10
+        while _api(base, "GET", "/api/screen")["name"] != "result":
+            assert time.monotonic() < deadline, "no result screen"
+            time.sleep(0.05)
+        sweep("result")
+    finally:
+        context.close()
+    assert not problems, "\n".join(f"{k}: {v}" for k, v in problems.items())
+
+
+def _goto_home(page, url: str) -> None:
+    """Open "/", where a door or result page may itself be moving to "/" (a screen event): a
+    navigation it interrupts is simply made again."""
+    from playwright.sync_api import Error
+
+    for _ in range(5):
+        try:
+            page.goto(url)
+            return
+        except Error as err:
+            if "interrupted by another navigation" not in str(err):
+                raise
+            page.wait_for_load_state("load")
+    page.goto(url)
