@@ -288,8 +288,10 @@ if (page === "retrieve") {
   const ANSWER = 20;
   let timer = null, ticker = null, left = ANSWER;
   async function forget() {
+    // large print off first: cancelling a posting makes its page move to "/" by itself
+    await fetch("/large/off?next=/", { credentials: "same-origin", redirect: "manual" }).catch(() => null);
     await Promise.allSettled([api("POST", "/api/posting/cancel", {}), api("DELETE", "/api/courier/session")]);
-    location.replace("/large/off?next=/");
+    location.replace("/");
   }
   function ask() {
     if (page === "home") { if (document.body.classList.contains("large-print")) forget(); return; }

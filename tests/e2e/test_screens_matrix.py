@@ -22,6 +22,7 @@ from playwright.sync_api import Browser
 from kiosk.i18n import LANGUAGES
 
 SCREENS = ("/", "/pickup", "/courier", "/help", "/post", "/post/catalogue", "/problem/printer_paper_out", "/queue", "/queue?step=priority")
+COURIER_SCREENS = ("/courier/deposit", "/courier/retrieve")
 VIEWPORTS = ((800, 480), (1280, 800))
 
 #: one pass over the page in the browser: every measurement this test asserts on
@@ -89,8 +90,13 @@ def test_every_screen_in_every_language_and_mode(chromium: Browser, kiosk_servic
         for locale in LANGUAGES:
             page.goto(kiosk_service.url(f"/lang/{locale}?next=/"))
             for large in (False, True):
+                page.request.delete(kiosk_service.url("/api/courier/session"))
                 page.goto(kiosk_service.url(f"/large/{'on' if large else 'off'}?next=/"))
-                for path in SCREENS:
+                for path in (*SCREENS, *COURIER_SCREENS):
+                    if path == COURIER_SCREENS[0]:  # a courier logs in: their screens are measured too
+                        login = page.request.post(kiosk_service.url("/api/courier/session"), data={
+                            "login": kiosk_service.courier_login, "pin": kiosk_service.courier_pin})
+                        assert login.ok, login.text()
                     page.goto(kiosk_service.url(path))
                     page.wait_for_load_state("load")
                     assert page.locator("html").get_attribute("lang") == LANGUAGES[locale][0]
@@ -99,7 +105,7 @@ def test_every_screen_in_every_language_and_mode(chromium: Browser, kiosk_servic
                     found = {k: v for k, v in found.items() if v}
                     if found:
                         problems[key] = found
-                    slug = path.strip("/").replace("/", "-") or "home"
+                    slug = path.strip("/").replace("/", "-").replace("?", "-") or "home"
                     page.screenshot(path=str(folder / f"{width}x{height}-{locale}-{'large' if large else 'normal'}-{slug}.png"))
     finally:
         context.close()
