@@ -19,10 +19,10 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
-from kiosk.errors import StaffLoginFailed, TerminalBusy
+from kiosk.errors import TerminalBusy
 from kiosk.i18n import _
-from kiosk.sessions import SESSION_COOKIE, RequireRole, Session
-from lockers.errors import FlowConflict, InvalidInput, LoginFailed
+from kiosk.sessions import SESSION_COOKIE, RequireRole, Session, log_in, log_out
+from lockers.errors import FlowConflict, InvalidInput
 from lockers.queue import AgeCheck, PrintOutcome, QueueDesk, QueueRefused, Ticket, qr_png
 
 if TYPE_CHECKING:
@@ -188,23 +188,11 @@ def add_queue_routes(app: FastAPI, page: Callable[..., HTMLResponse], kiosk: Kio
         """Log station staff in (named accounts, role ``staff``). Sets the session cookie and returns
         the token (``Authorization: Bearer``). Sessions end after 120 s idle; 10 failed logins lock
         the account for 30 minutes."""
-        try:
-            account = await kiosk.custody.login(body.login.strip(), body.password, roles=("staff",))
-        except LoginFailed:
-            raise StaffLoginFailed() from None
-        session = kiosk.sessions.create(account)
-        response = JSONResponse({"token": session.token, "staff": {"login": account.login, "name": account.name},
-                                 "idle_timeout": kiosk.sessions.idle_seconds})
-        response.set_cookie(SESSION_COOKIE, session.token, httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https")
-        return response
+        return await log_in(request, kiosk, body.login, body.password, "staff")
 
     @app.delete("/api/staff/session", tags=["staff"])
     async def staff_logout(session: StaffSession) -> JSONResponse:
-        kiosk.sessions.end(session.token)
-        response = JSONResponse({"ok": True})
-        response.delete_cookie(SESSION_COOKIE)
-        return response
+        return log_out(kiosk, session)
 
     @app.get("/api/queue/staff", tags=["staff"])
     async def staff_view(session: StaffSession) -> dict[str, Any]:

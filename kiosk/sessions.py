@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from kiosk.errors import SessionRequired
+from fastapi.responses import JSONResponse
+
+from kiosk.errors import SessionRequired, StaffLoginFailed
 from lockers.accounts import Account
 
 MAX_IDLE_SECONDS = 120.0
@@ -101,3 +103,30 @@ class RequireRole:
         if session is None:
             raise SessionRequired()
         return session
+
+
+async def log_in(request: Request, kiosk: object, login: str, password: str, role: str) -> JSONResponse:
+    """Log a named person in with ``role``: the session cookie and, for API clients, the token
+    (``Authorization: Bearer``) under the role's name. A wrong login or password (or an account of
+    another role) is ``StaffLoginFailed``; failures count towards the account's lock."""
+    from lockers.errors import LoginFailed
+
+    try:
+        account = await kiosk.custody.login(login.strip(), password, roles=(role,))  # type: ignore[attr-defined]
+    except LoginFailed:
+        raise StaffLoginFailed() from None
+    sessions = kiosk.sessions  # type: ignore[attr-defined]
+    session = sessions.create(account)
+    response = JSONResponse({"token": session.token, role: {"login": account.login, "name": account.name},
+                             "idle_timeout": sessions.idle_seconds})
+    response.set_cookie(SESSION_COOKIE, session.token, httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https")
+    return response
+
+
+def log_out(kiosk: object, session: Session) -> JSONResponse:
+    """End ``session`` and clear its cookie."""
+    kiosk.sessions.end(session.token)  # type: ignore[attr-defined]
+    response = JSONResponse({"ok": True})
+    response.delete_cookie(SESSION_COOKIE)
+    return response

@@ -16,10 +16,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from hal.errors import HalError
-from kiosk.errors import StaffLoginFailed
-from kiosk.sessions import SESSION_COOKIE, RequireRole, Session
+from kiosk.sessions import SESSION_COOKIE, RequireRole, Session, log_in, log_out
 from lockers import maintenance
-from lockers.errors import InvalidInput, LoginFailed
+from lockers.errors import InvalidInput
 
 require_technician = RequireRole("technician")
 TechSession = Annotated[Session, Depends(require_technician)]
@@ -70,24 +69,11 @@ def add_technician_routes(router: FastAPI, page: Any) -> None:
         """Log a technician in. Sets the session cookie and returns the token for API clients
         (``Authorization: Bearer``, used by ``postkiosk diag``). Sessions end after 120 s idle;
         10 failed logins lock the account for 30 minutes."""
-        kiosk = request.app.state.kiosk
-        try:
-            account = await kiosk.custody.login(body.login.strip(), body.password, roles=("technician",))
-        except LoginFailed:
-            raise StaffLoginFailed() from None
-        session = kiosk.sessions.create(account)
-        response = JSONResponse({"token": session.token, "technician": {"login": account.login, "name": account.name},
-                                 "idle_timeout": kiosk.sessions.idle_seconds})
-        response.set_cookie(SESSION_COOKIE, session.token, httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https")
-        return response
+        return await log_in(request, request.app.state.kiosk, body.login, body.password, "technician")
 
     @router.delete("/api/technician/session", tags=["technician"])
     async def technician_logout(request: Request, session: TechSession) -> JSONResponse:
-        request.app.state.kiosk.sessions.end(session.token)
-        response = JSONResponse({"ok": True})
-        response.delete_cookie(SESSION_COOKIE)
-        return response
+        return log_out(request.app.state.kiosk, session)
 
     @router.get("/api/tech/station", tags=["technician"])
     async def station(request: Request, session: TechSession) -> dict[str, Any]:

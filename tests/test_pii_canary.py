@@ -11,6 +11,7 @@ Encodings: raw, spaced, dashed, UTF-16, hex, base64, and unkeyed SHA-256 / MD5 o
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import os
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -44,11 +46,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.timeout(300)
-def test_no_phone_number_in_plaintext_anywhere(tmp_path):
-    rng = random.Random(1)
-    phones = [f"1{rng.choice('3456789')}{rng.randrange(10 ** 9):09d}" for _ in range(6)]
-    data = tmp_path / "data"
+@contextlib.contextmanager
+def running_service(tmp_path: Path, data: Path) -> Iterator[tuple[httpx.Client, Path]]:
+    """``postkiosk run`` (the built-in demo, --verbose) on a free port with its data in ``data``,
+    ready (healthz 200); stopped with SIGTERM at the end. Yields a client and the log file."""
     port = free_port()
     log = tmp_path / "service.log"
     env = {**os.environ, "POSTKIOSK_DATABASE__PATH": str(data / "pk.sqlite3")}
@@ -56,10 +57,8 @@ def test_no_phone_number_in_plaintext_anywhere(tmp_path):
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-c", "from postkiosk.cli import main; main()", "run", "--port",
                                  str(port), "--verbose"], stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
-    bodies: list[bytes] = []
     try:
-        base = f"http://127.0.0.1:{port}"
-        with httpx.Client(base_url=base, timeout=10) as c:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=15) as c:
             deadline = time.monotonic() + 60
             while True:
                 try:
@@ -69,73 +68,7 @@ def test_no_phone_number_in_plaintext_anywhere(tmp_path):
                     pass
                 assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
                 time.sleep(0.2)
-            login, pin = (data / "demo-courier.txt").read_text().split()
-
-            def call(method, url, **kw):
-                r = c.request(method, url, **kw)
-                bodies.append(r.content)
-                return r
-
-            def wait(predicate, what):
-                for _ in range(300):
-                    if predicate():
-                        return
-                    time.sleep(0.02)
-                raise AssertionError(what)
-
-            token = call("POST", "/api/courier/session", json={"login": login, "pin": pin}).json()["token"]
-            auth = {"Authorization": f"Bearer {token}"}
-            labels = []
-            for n, phone in enumerate(phones):
-                spaced = f"+86 {phone[:3]} {phone[3:7]} {phone[7:]}"
-                r = call("POST", "/api/deposits", headers=auth,
-                         json={"tracking": f"JT{n:010d}", "phone": spaced, "size": "S", "consent": True})
-                assert r.status_code == 201, r.text
-                label = r.json()["compartment"]
-                labels.append(label)
-                spec_board, spec_channel = divmod(int(label[1:]) - 1, 16)
-                wait(lambda: call("GET", "/api/screen").json()["door"] == "open", "deposit door")
-                call("POST", f"/sim/api/A/{spec_board}/{spec_channel}/put")
-                call("POST", f"/sim/api/A/{spec_board}/{spec_channel}/close")
-                wait(lambda: call("GET", "/api/screen").json()["result"] == "deposit_stored", "stored")
-                call("POST", "/api/screen/dismiss")
-            for page in ("/", "/pickup", "/courier", "/help", "/sim", "/sim/api/state", "/openapi.json"):
-                call("GET", page)
-            call("GET", "/api/compartments", headers=auth)
-            # a wrong code, a pickup, a refusal and the courier taking the refused parcel back
-            call("POST", "/api/pickups", json={"code": "00000000"})
-            wait(lambda: len(re.findall(r"取件码 (\d{8})", call("GET", "/sim").text)) >= len(phones), "notices")
-            codes = re.findall(r"取件码 (\d{8})", call("GET", "/sim").text)
-            for code, outcome in zip(codes[:2], ("collect", "refuse")):
-                r = call("POST", "/api/pickups", json={"code": code})
-                assert r.status_code == 200, r.text
-                label = r.json()["compartment"]
-                board, channel = divmod(int(label[1:]) - 1, 16)
-                wait(lambda: call("GET", "/api/screen").json()["door"] == "open", "pickup door")
-                if outcome == "refuse":
-                    call("POST", "/api/screen/refuse", json={"reason": "damaged"})
-                else:
-                    call("POST", f"/sim/api/A/{board}/{channel}/take")
-                call("POST", f"/sim/api/A/{board}/{channel}/close")
-                wait(lambda: call("GET", "/api/screen").json()["name"] == "result", "pickup result")
-                call("POST", "/api/screen/dismiss")
-            for item in call("GET", "/api/retrievals", headers=auth).json():
-                call("POST", f"/api/retrievals/{item['parcel_id']}", headers=auth)
-            call("GET", "/api/compartments", headers=auth)
-            stored = [row["parcel"]["id"] for row in call("GET", "/api/compartments", headers=auth).json()
-                      if row["parcel"] and row["parcel"]["state"] == "stored"]
-            call("POST", f"/api/parcels/{stored[0]}/notice", headers=auth)
-            time.sleep(0.5)
-            # the technician's views of the same station: doors, journal, self-test, support bundle
-            tech_login, tech_password = (data / "demo-technician.txt").read_text().split()
-            tech = call("POST", "/api/technician/session", json={"login": tech_login, "password": tech_password})
-            tech_auth = {"Authorization": f"Bearer {tech.json()['token']}"}
-            for url in ("/api/tech/doors", "/api/tech/logs?limit=1000", "/api/tech/station", "/api/tech/bus",
-                        "/api/tech/selftest", "/technician"):
-                assert call("GET", url, headers=tech_auth).status_code == 200, url
-            export = call("GET", "/api/tech/export", headers=tech_auth)
-            with zipfile.ZipFile(io.BytesIO(export.content)) as bundle:
-                bodies.extend(bundle.read(name) for name in bundle.namelist())
+            yield c, log
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -143,6 +76,82 @@ def test_no_phone_number_in_plaintext_anywhere(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.timeout(300)
+def test_no_phone_number_in_plaintext_anywhere(tmp_path):
+    rng = random.Random(1)
+    phones = [f"1{rng.choice('3456789')}{rng.randrange(10 ** 9):09d}" for _ in range(6)]
+    data = tmp_path / "data"
+    bodies: list[bytes] = []
+    with running_service(tmp_path, data) as (c, log):
+        login, pin = (data / "demo-courier.txt").read_text().split()
+
+        def call(method, url, **kw):
+            r = c.request(method, url, **kw)
+            bodies.append(r.content)
+            return r
+
+        def wait(predicate, what):
+            for _ in range(300):
+                if predicate():
+                    return
+                time.sleep(0.02)
+            raise AssertionError(what)
+
+        token = call("POST", "/api/courier/session", json={"login": login, "pin": pin}).json()["token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        labels = []
+        for n, phone in enumerate(phones):
+            spaced = f"+86 {phone[:3]} {phone[3:7]} {phone[7:]}"
+            r = call("POST", "/api/deposits", headers=auth,
+                     json={"tracking": f"JT{n:010d}", "phone": spaced, "size": "S", "consent": True})
+            assert r.status_code == 201, r.text
+            label = r.json()["compartment"]
+            labels.append(label)
+            spec_board, spec_channel = divmod(int(label[1:]) - 1, 16)
+            wait(lambda: call("GET", "/api/screen").json()["door"] == "open", "deposit door")
+            call("POST", f"/sim/api/A/{spec_board}/{spec_channel}/put")
+            call("POST", f"/sim/api/A/{spec_board}/{spec_channel}/close")
+            wait(lambda: call("GET", "/api/screen").json()["result"] == "deposit_stored", "stored")
+            call("POST", "/api/screen/dismiss")
+        for page in ("/", "/pickup", "/courier", "/help", "/sim", "/sim/api/state", "/openapi.json"):
+            call("GET", page)
+        call("GET", "/api/compartments", headers=auth)
+        # a wrong code, a pickup, a refusal and the courier taking the refused parcel back
+        call("POST", "/api/pickups", json={"code": "00000000"})
+        wait(lambda: len(re.findall(r"取件码 (\d{8})", call("GET", "/sim").text)) >= len(phones), "notices")
+        codes = re.findall(r"取件码 (\d{8})", call("GET", "/sim").text)
+        for code, outcome in zip(codes[:2], ("collect", "refuse")):
+            r = call("POST", "/api/pickups", json={"code": code})
+            assert r.status_code == 200, r.text
+            label = r.json()["compartment"]
+            board, channel = divmod(int(label[1:]) - 1, 16)
+            wait(lambda: call("GET", "/api/screen").json()["door"] == "open", "pickup door")
+            if outcome == "refuse":
+                call("POST", "/api/screen/refuse", json={"reason": "damaged"})
+            else:
+                call("POST", f"/sim/api/A/{board}/{channel}/take")
+            call("POST", f"/sim/api/A/{board}/{channel}/close")
+            wait(lambda: call("GET", "/api/screen").json()["name"] == "result", "pickup result")
+            call("POST", "/api/screen/dismiss")
+        for item in call("GET", "/api/retrievals", headers=auth).json():
+            call("POST", f"/api/retrievals/{item['parcel_id']}", headers=auth)
+        call("GET", "/api/compartments", headers=auth)
+        stored = [row["parcel"]["id"] for row in call("GET", "/api/compartments", headers=auth).json()
+                  if row["parcel"] and row["parcel"]["state"] == "stored"]
+        call("POST", f"/api/parcels/{stored[0]}/notice", headers=auth)
+        time.sleep(0.5)
+        # the technician's views of the same station: doors, journal, self-test, support bundle
+        tech_login, tech_password = (data / "demo-technician.txt").read_text().split()
+        tech = call("POST", "/api/technician/session", json={"login": tech_login, "password": tech_password})
+        tech_auth = {"Authorization": f"Bearer {tech.json()['token']}"}
+        for url in ("/api/tech/doors", "/api/tech/logs?limit=1000", "/api/tech/station", "/api/tech/bus",
+                    "/api/tech/selftest", "/technician"):
+            assert call("GET", url, headers=tech_auth).status_code == 200, url
+        export = call("GET", "/api/tech/export", headers=tech_auth)
+        with zipfile.ZipFile(io.BytesIO(export.content)) as bundle:
+            bodies.extend(bundle.read(name) for name in bundle.namelist())
     places = {f"file {p.relative_to(tmp_path)}": p.read_bytes() for p in data.rglob("*") if p.is_file()}
     places["service log"] = log.read_bytes()
     places["HTTP responses"] = b"\n".join(bodies)
@@ -174,125 +183,101 @@ def test_no_id_number_in_plaintext_anywhere(tmp_path):
     cards = [make_card("resident", rng=rng) for _ in range(5)]
     numbers = [c.id_number for c in cards]
     data = tmp_path / "data"
-    port = free_port()
-    log = tmp_path / "service.log"
-    env = {**os.environ, "POSTKIOSK_DATABASE__PATH": str(data / "pk.sqlite3")}
-    env.pop("POSTKIOSK_CONFIG", None)
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-c", "from postkiosk.cli import main; main()", "run", "--port",
-                                 str(port), "--verbose"], stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
     bodies: list[bytes] = []
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=15) as c:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if c.get("/healthz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-                time.sleep(0.2)
+    with running_service(tmp_path, data) as (c, log):
 
-            def call(method, url, **kw):
-                r = c.request(method, url, **kw)
-                bodies.append(r.content)
-                return r
+        def call(method, url, **kw):
+            r = c.request(method, url, **kw)
+            bodies.append(r.content)
+            return r
 
-            def wait_for(predicate, what):
-                for _ in range(400):
-                    value = predicate()
-                    if value:
-                        return value
-                    time.sleep(0.025)
-                raise AssertionError(what)
+        def wait_for(predicate, what):
+            for _ in range(400):
+                value = predicate()
+                if value:
+                    return value
+                time.sleep(0.025)
+            raise AssertionError(what)
 
-            def step():
-                return call("GET", "/api/posting").json().get("step")
+        def step():
+            return call("GET", "/api/posting").json().get("step")
 
-            def present(card, **extra):
-                body = {"name": card.name, "id_number": card.id_number, "birth": card.birth.isoformat(),
-                        "address": card.address, **extra}
-                assert call("POST", "/sim/api/devices/idcard", json=body).status_code == 200
+        def present(card, **extra):
+            body = {"name": card.name, "id_number": card.id_number, "birth": card.birth.isoformat(),
+                    "address": card.address, **extra}
+            assert call("POST", "/sim/api/devices/idcard", json=body).status_code == 200
 
-            def post(card, *, category="books", recipient=True, **card_extra):
-                call("DELETE", "/sim/api/devices/idcard")  # the last resident took their card
-                call("POST", "/api/screen/dismiss")
-                call("GET", "/post")
-                assert call("POST", "/api/posting", json={"agreed": True}).status_code == 200
-                present(card, **card_extra)
-                wait_for(lambda: step() != "card", "card read")
-                call("GET", "/post")
-                if step() != "recipient":
-                    ended.append(call("GET", "/api/screen").json()["detail"].get("reason"))
-                    return
-                if not recipient:
-                    call("POST", "/api/posting/cancel")
-                    return
-                fields = call("POST", "/api/posting/parse",
-                              json={"text": "李四 139 0000 1111 浙江省杭州市西湖区文三路 100 号"}).json()
-                fields.pop("missing")
-                r = call("POST", "/api/posting/recipient", json={**fields, "sender_phone": "13700001234"})
-                assert r.status_code == 200, r.text
-                r = call("POST", "/api/posting/item", json={"category": category, "quantity": 1, "declared": True})
-                if r.status_code != 200:
-                    ended.append(r.json()["reason"])
-                    return
-                call("POST", "/sim/api/devices/scale", json={"grams": 800})
-                wait_for(lambda: step() == "price", "priced")
-                call("GET", "/post")
-                assert call("POST", "/api/posting/confirm").status_code == 200
-                screen = wait_for(lambda: (s := call("GET", "/api/screen").json())["name"] == "door" and s, "door")
-                call("GET", "/api/posting/label.png")
-                call("GET", "/")
-                label = screen["compartment"]
-                board, channel = divmod(int(label[1:]) - 1, 16)
-                wait_for(lambda: call("GET", "/api/screen").json()["door"] == "open", "drop-off door open")
-                call("POST", f"/sim/api/A/{board}/{channel}/put")
-                call("POST", f"/sim/api/A/{board}/{channel}/close")
-                wait_for(lambda: call("GET", "/api/screen").json()["result"] == "posted", "posted")
-                call("GET", "/")
-                call("POST", "/api/screen/dismiss")
-                call("POST", "/sim/api/devices/scale", json={"grams": 0})
-                call("DELETE", "/sim/api/devices/idcard")
+        def post(card, *, category="books", recipient=True, **card_extra):
+            call("DELETE", "/sim/api/devices/idcard")  # the last resident took their card
+            call("POST", "/api/screen/dismiss")
+            call("GET", "/post")
+            assert call("POST", "/api/posting", json={"agreed": True}).status_code == 200
+            present(card, **card_extra)
+            wait_for(lambda: step() != "card", "card read")
+            call("GET", "/post")
+            if step() != "recipient":
+                ended.append(call("GET", "/api/screen").json()["detail"].get("reason"))
+                return
+            if not recipient:
+                call("POST", "/api/posting/cancel")
+                return
+            fields = call("POST", "/api/posting/parse",
+                          json={"text": "李四 139 0000 1111 浙江省杭州市西湖区文三路 100 号"}).json()
+            fields.pop("missing")
+            r = call("POST", "/api/posting/recipient", json={**fields, "sender_phone": "13700001234"})
+            assert r.status_code == 200, r.text
+            r = call("POST", "/api/posting/item", json={"category": category, "quantity": 1, "declared": True})
+            if r.status_code != 200:
+                ended.append(r.json()["reason"])
+                return
+            call("POST", "/sim/api/devices/scale", json={"grams": 800})
+            wait_for(lambda: step() == "price", "priced")
+            call("GET", "/post")
+            assert call("POST", "/api/posting/confirm").status_code == 200
+            screen = wait_for(lambda: (s := call("GET", "/api/screen").json())["name"] == "door" and s, "door")
+            call("GET", "/api/posting/label.png")
+            call("GET", "/")
+            label = screen["compartment"]
+            board, channel = divmod(int(label[1:]) - 1, 16)
+            wait_for(lambda: call("GET", "/api/screen").json()["door"] == "open", "drop-off door open")
+            call("POST", f"/sim/api/A/{board}/{channel}/put")
+            call("POST", f"/sim/api/A/{board}/{channel}/close")
+            wait_for(lambda: call("GET", "/api/screen").json()["result"] == "posted", "posted")
+            call("GET", "/")
+            call("POST", "/api/screen/dismiss")
+            call("POST", "/sim/api/devices/scale", json={"grams": 0})
+            call("DELETE", "/sim/api/devices/idcard")
 
-            ended: list[str] = []
-            post(cards[0])
-            post(cards[1])
-            post(cards[0])  # returning: recent recipients
-            call("GET", "/api/posting/recipients")
-            post(cards[2], expired=True)
-            post(cards[3], category="fireworks")
-            post(cards[4], recipient=False)
-            assert ended == ["id_expired", "prohibited"], ended
-            for page in ("/", "/post", "/post/catalogue", "/sim", "/openapi.json"):
-                call("GET", page)
-            login, pin = (data / "demo-courier.txt").read_text().split()
-            token = call("POST", "/api/courier/session", json={"login": login, "pin": pin}).json()["token"]
-            auth = {"Authorization": f"Bearer {token}"}
-            outbound = call("GET", "/api/collections", headers=auth).json()
-            assert len(outbound) == 3, outbound  # the three completed postings wait for collection
-            call("GET", "/courier/retrieve", headers=auth)
-            tech_login, tech_password = (data / "demo-technician.txt").read_text().split()
-            tech = call("POST", "/api/technician/session", json={"login": tech_login, "password": tech_password})
-            tech_auth = {"Authorization": f"Bearer {tech.json()['token']}"}
-            for url in ("/api/tech/logs?limit=1000", "/api/tech/station", "/api/tech/selftest", "/technician"):
-                assert call("GET", url, headers=tech_auth).status_code == 200, url
-            export = call("GET", "/api/tech/export", headers=tech_auth)
-            with zipfile.ZipFile(io.BytesIO(export.content)) as bundle:
-                bodies.extend(bundle.read(name) for name in bundle.namelist())
-            for device in ("label_printer", "receipt_printer"):
-                call("GET", f"/sim/api/devices/{device}/last.png")
-            # the files as they are while the service runs (the -wal is folded in at a clean stop)
-            running = {f"running file {p.relative_to(tmp_path)}": p.read_bytes() for p in data.rglob("*")
-                       if p.is_file()}
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        ended: list[str] = []
+        post(cards[0])
+        post(cards[1])
+        post(cards[0])  # returning: recent recipients
+        call("GET", "/api/posting/recipients")
+        post(cards[2], expired=True)
+        post(cards[3], category="fireworks")
+        post(cards[4], recipient=False)
+        assert ended == ["id_expired", "prohibited"], ended
+        for page in ("/", "/post", "/post/catalogue", "/sim", "/openapi.json"):
+            call("GET", page)
+        login, pin = (data / "demo-courier.txt").read_text().split()
+        token = call("POST", "/api/courier/session", json={"login": login, "pin": pin}).json()["token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        outbound = call("GET", "/api/collections", headers=auth).json()
+        assert len(outbound) == 3, outbound  # the three completed postings wait for collection
+        call("GET", "/courier/retrieve", headers=auth)
+        tech_login, tech_password = (data / "demo-technician.txt").read_text().split()
+        tech = call("POST", "/api/technician/session", json={"login": tech_login, "password": tech_password})
+        tech_auth = {"Authorization": f"Bearer {tech.json()['token']}"}
+        for url in ("/api/tech/logs?limit=1000", "/api/tech/station", "/api/tech/selftest", "/technician"):
+            assert call("GET", url, headers=tech_auth).status_code == 200, url
+        export = call("GET", "/api/tech/export", headers=tech_auth)
+        with zipfile.ZipFile(io.BytesIO(export.content)) as bundle:
+            bodies.extend(bundle.read(name) for name in bundle.namelist())
+        for device in ("label_printer", "receipt_printer"):
+            call("GET", f"/sim/api/devices/{device}/last.png")
+        # the files as they are while the service runs (the -wal is folded in at a clean stop)
+        running = {f"running file {p.relative_to(tmp_path)}": p.read_bytes() for p in data.rglob("*")
+                   if p.is_file()}
     places = {f"file {p.relative_to(tmp_path)}": p.read_bytes() for p in data.rglob("*") if p.is_file()}
     places["service log"] = log.read_bytes()
     places["HTTP responses"] = b"\n".join(bodies)
