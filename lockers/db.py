@@ -281,6 +281,36 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX queue_tickets_day_state ON queue_tickets(day, state);
     """,
+    # 6: payment orders of scanned payment codes (lockers/payments.py; rules-and-identifiers.md §4.5).
+    #    One row per out_trade_no, never reused. Only the channel and the last 4 digits of the auth code
+    #    are kept. At most one order per (purpose, reference) is paid or not yet final: the partial
+    #    unique index is what makes a second pay call for the same service impossible.
+    """
+    CREATE TABLE payment_orders (
+        id              INTEGER PRIMARY KEY,
+        out_trade_no    TEXT NOT NULL UNIQUE,
+        purpose         TEXT NOT NULL,
+        reference       TEXT NOT NULL,
+        channel         TEXT NOT NULL CHECK (channel IN ('wechat', 'alipay', 'unionpay', 'ecny')),
+        code_last4      TEXT NOT NULL CHECK (length(code_last4) <= 4),
+        amount_fen      INTEGER NOT NULL CHECK (amount_fen > 0),
+        state           TEXT NOT NULL CHECK (state IN ('created', 'submitted', 'user_paying', 'paid', 'failed',
+                                                       'timeout', 'reversing', 'retry', 'reversed', 'refunded')),
+        reason          TEXT,
+        transaction_id  TEXT,
+        created_at      REAL NOT NULL,
+        submitted_at    REAL,
+        updated_at      REAL NOT NULL,
+        ended_at        REAL,
+        queries         INTEGER NOT NULL DEFAULT 0,
+        reverse_attempts INTEGER NOT NULL DEFAULT 0,
+        alerted         INTEGER NOT NULL DEFAULT 0 CHECK (alerted IN (0, 1))
+    );
+    CREATE UNIQUE INDEX payment_orders_live ON payment_orders(purpose, reference)
+        WHERE state NOT IN ('failed', 'reversed', 'refunded');
+    CREATE INDEX payment_orders_state ON payment_orders(state);
+    CREATE INDEX payment_orders_reference ON payment_orders(purpose, reference);
+    """,
 ]
 
 
