@@ -36,6 +36,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request, Response
@@ -248,14 +249,22 @@ class PayGateway:
             return 200, self._answer({"result_code": "SUCCESS", **self._paid_fields(order)}, st)
         return 200, self._fail("SYSTEMERROR", "系统超时", st)
 
-    async def orderquery(self, body: bytes) -> tuple[int, bytes]:
-        self.requests["orderquery"] += 1
+    def _order_request(self, endpoint: str, body: bytes) -> tuple[Any, bytes | None, Any]:
+        """Count the request, check its signature and find its order: (order, None, sign type), or
+        (None, the error answer, sign type)."""
+        self.requests[endpoint] += 1
         req, err, st = self._check(body)
         if req is None:
-            return 200, err or b""
+            return None, err or b"", st
         order = self.orders.get(req.get("out_trade_no", ""))
         if order is None:
-            return 200, self._fail("ORDERNOTEXIST", "此交易订单号不存在", st)
+            return None, self._fail("ORDERNOTEXIST", "此交易订单号不存在", st), st
+        return order, None, st
+
+    async def orderquery(self, body: bytes) -> tuple[int, bytes]:
+        order, error, st = self._order_request("orderquery", body)
+        if order is None:
+            return 200, error or b""
         order.queries += 1
         self._resolve(order)
         fields = {"result_code": "SUCCESS", "trade_state": order.trade_state,
@@ -265,13 +274,9 @@ class PayGateway:
         return 200, self._answer(fields, st)
 
     async def reverse(self, body: bytes) -> tuple[int, bytes]:
-        self.requests["reverse"] += 1
-        req, err, st = self._check(body)
-        if req is None:
-            return 200, err or b""
-        order = self.orders.get(req.get("out_trade_no", ""))
+        order, error, st = self._order_request("reverse", body)
         if order is None:
-            return 200, self._fail("ORDERNOTEXIST", "此交易订单号不存在", st)
+            return 200, error or b""
         order.reverses += 1
         if order.reverses <= order.scenario.reverse_errors:
             return 200, self._answer({"result_code": "FAIL", "err_code": "SYSTEMERROR",
