@@ -151,7 +151,6 @@ class _Live:
     touched: float
     message: str | None = None  # a status key for the screen: card_unreadable, printer_paper_out ...
     printer: dict[str, Any] | None = None
-    weight: dict[str, Any] | None = None
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     weighing: asyncio.Task[Any] | None = None
     elderly: bool = False  # the card said 60 or more: large print follows the resident to the door
@@ -475,8 +474,6 @@ class PostingDesk:
         await self.db.write(lambda c: c.execute(
             "UPDATE postings SET state = 'drafting', weight_g = NULL, zone = NULL, price_fen = NULL WHERE id = ?",
             (posting["id"],)))
-        if self.live:
-            self.live.weight = None
         self._start_weighing(posting["id"])
         self._changed()
         return await self.view()
@@ -514,8 +511,6 @@ class PostingDesk:
             "UPDATE postings SET state = 'priced', weight_g = ?, zone = ?, price_fen = ?, leaves_at = ?"
             " WHERE id = ? AND state = 'drafting'",
             (grams, quote.zone, quote.price_fen, leaves.next_collection.timestamp(), posting_id)))
-        if self.live:
-            self.live.weight = {"grams": grams}
         self._message(None)
 
     async def confirm(self) -> dict[str, Any]:
