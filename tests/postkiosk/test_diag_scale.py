@@ -29,7 +29,9 @@ def test_read_the_current_reading_of_a_platter_that_never_settles():
     with SimThread(lambda: run_scale_sim("tcp", rate_hz=50)) as sim:
         sim.call(lambda s: (s.put_weight(700), s.hold_unstable()))
         current = invoke("read", "--url", sim.url, "--current", "--json")
-        stable = invoke("read", "--url", sim.url, "--stable", "--timeout", "0.3", "--json")
+        # Long enough that readings surely arrive on a loaded machine (with none at all the answer
+        # is "sent nothing", exit 2), and they never settle.
+        stable = invoke("read", "--url", sim.url, "--stable", "--timeout", "1.5", "--json")
     assert current.exit_code == 0, current.output
     assert json.loads(current.stdout)["stable"] is False
     assert stable.exit_code == 1 and "did not settle" in json.loads(stable.stdout)["error"]
