@@ -202,6 +202,10 @@ class PaymentResult:
 # -- the desk -------------------------------------------------------------------------------------------
 
 
+#: a service recorded in the transaction that commits ``paid`` (see :meth:`PaymentDesk.pay`)
+OnPaid = Callable[[sqlite3.Connection, "PaymentResult"], None]
+
+
 async def _real_sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
@@ -235,11 +239,14 @@ class PaymentDesk:
         return bool(self.online()) if self.online is not None else True
 
     async def pay(self, purpose: str, reference: str, amount_fen: int, auth_code: str,
-                  subject: str | None = None) -> PaymentResult:
+                  subject: str | None = None, *, on_paid: OnPaid | None = None) -> PaymentResult:
         """Charge ``amount_fen`` to the scanned ``auth_code`` for (``purpose``, ``reference``).
 
         Returns the order's final (or, if the reverse keeps failing, ``retry``) state; give the
-        service only if ``result.paid``. Raises before anything is stored for bad input, an unknown
+        service only if ``result.paid``. ``on_paid(conn, order)`` runs inside the very transaction
+        that commits ``paid``: a service recorded there (a posting accepted, a fee cleared) is
+        committed with the payment or not at all, so no crash can leave money taken and the
+        service forgotten. It must only write the database (doors and printers act after). Raises before anything is stored for bad input, an unknown
         code, a channel without acquirer, offline, or an order for the same service that is already
         paid (:class:`AlreadyPaid`) or unfinished (:class:`PaymentPending`).
         """
@@ -259,9 +266,9 @@ class PaymentDesk:
         sent_at = self.clock()  # the timings count from the pay call itself, which follows the commit
         answer = await self._call(acquirer.pay(order.order_no, amount_fen, code.code, subject or purpose))
         del code, auth_code  # the secret is not needed past the pay call
-        order = await self._after_pay_answer(order, answer)
+        order = await self._after_pay_answer(order, answer, on_paid)
         if order.state == "user_paying":
-            order = await self._poll(order, acquirer, sent_at)
+            order = await self._poll(order, acquirer, sent_at, on_paid)
         if order.state == "timeout":
             order = await self._reverse(order, acquirer, self.settings.reverse_attempts_inline, sent_at)
         return order
@@ -345,15 +352,17 @@ class PaymentDesk:
         crashpoint("payment.created")
         return order
 
-    async def _after_pay_answer(self, order: PaymentResult, answer: AcquirerAnswer | None) -> PaymentResult:
+    async def _after_pay_answer(self, order: PaymentResult, answer: AcquirerAnswer | None,
+                                on_paid: OnPaid | None) -> PaymentResult:
         if answer is not None and answer.outcome == "paid":
-            return await self._move(order, "paid", transaction_id=answer.transaction_id)
+            return await self._paid(order, answer.transaction_id, on_paid)
         if answer is not None and answer.outcome == "failed":
             return await self._move(order, "failed", reason=answer.reason)
         reason = "no_answer" if answer is None else (answer.reason or answer.outcome)
         return await self._move(order, "user_paying", reason=reason)
 
-    async def _poll(self, order: PaymentResult, acquirer: Acquirer, sent_at: float) -> PaymentResult:
+    async def _poll(self, order: PaymentResult, acquirer: Acquirer, sent_at: float,
+                    on_paid: OnPaid | None = None) -> PaymentResult:
         """Query every ``query_interval`` counted from the pay call, up to ``give_up_after``."""
         submitted_at = sent_at
         step = 1
@@ -364,10 +373,30 @@ class PaymentDesk:
             await self.db.write(lambda c: c.execute(
                 "UPDATE payment_orders SET queries = queries + 1 WHERE out_trade_no = ?", (order.order_no,)))
             if answer is not None and answer.outcome == "paid":
-                return await self._move(order, "paid", transaction_id=answer.transaction_id)
+                return await self._paid(order, answer.transaction_id, on_paid)
             if answer is not None and answer.outcome == "failed":
                 return await self._move(order, "failed", reason=answer.reason)
         return await self._move(order, "timeout", reason="no_success_in_time")
+
+    async def _paid(self, order: PaymentResult, transaction_id: str | None,
+                    on_paid: OnPaid | None) -> PaymentResult:
+        """Commit ``paid`` with the service; if the service refuses (``on_paid`` raised: the posting
+        was cancelled meanwhile, say), commit ``paid`` alone and give the money back at once."""
+        try:
+            return await self._move(order, "paid", transaction_id=transaction_id, on_paid=on_paid)
+        except PaymentError as err:
+            if "changed under this task" in str(err):
+                raise
+            refused: Exception = err
+        except Exception as err:  # noqa: BLE001 - whatever the service said, the money goes back
+            refused = err
+        log.warning("payment order %s: paid but the service refused it (%s): refunding", order.order_no,
+                    type(refused).__name__)
+        order = await self._move(order, "paid", transaction_id=transaction_id, reason="service_refused")
+        order = await self._move(order, "reversing", reason="service_refused")
+        sent_at = await self._earliest_pay_call(order)
+        return await self._reverse(order, self.acquirers[order.channel], self.settings.reverse_attempts_inline,
+                                   sent_at, already_reversing=True)
 
     async def _reverse(self, order: PaymentResult, acquirer: Acquirer, attempts: int, sent_at: float, *,
                        already_reversing: bool = False) -> PaymentResult:
@@ -429,7 +458,7 @@ class PaymentDesk:
 
     async def _move(self, order: PaymentResult, state: str, *, reason: str | None = None,
                     transaction_id: str | None = None, submitted_at: float | None = None,
-                    count_reverse: bool = False) -> PaymentResult:
+                    count_reverse: bool = False, on_paid: OnPaid | None = None) -> PaymentResult:
         """Commit and journal one transition (checked against :data:`TRANSITIONS`), then pass its
         crashpoint. Raises if the row is no longer in the state this task last saw."""
         if state not in TRANSITIONS[order.state]:
@@ -451,6 +480,8 @@ class PaymentDesk:
             if cur.rowcount != 1:
                 raise PaymentError(f"payment order {order.order_no} changed under this task")
             _journal(conn, now, new)
+            if on_paid is not None and state == "paid":
+                on_paid(conn, new)
             row = conn.execute("SELECT reverse_attempts, alerted FROM payment_orders WHERE out_trade_no = ?",
                                (order.order_no,)).fetchone()
             attempts, alerted = row["reverse_attempts"], row["alerted"]

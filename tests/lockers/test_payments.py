@@ -363,6 +363,37 @@ async def test_a_paid_order_whose_service_failed_is_refunded(rig):
     assert (await rig.desk.order_for("posting", "1")).state == "refunded"
 
 
+async def test_the_service_is_committed_with_paid_in_one_transaction(rig):
+    await rig.db.write(lambda c: c.execute("CREATE TABLE service (ref TEXT PRIMARY KEY, order_no TEXT)"))
+    rig.wechat.scenarios = [Scenario("user_paying", confirm_after=6)]
+
+    def give(conn, order):
+        assert conn.execute("SELECT state FROM payment_orders WHERE out_trade_no = ?",
+                            (order.order_no,)).fetchone()[0] == "paid"  # same transaction, not yet committed
+        conn.execute("INSERT INTO service VALUES (?, ?)", (order.reference, order.order_no))
+
+    result = await rig.desk.pay("posting", "9", 800, WECHAT, on_paid=give)
+    assert result.paid
+    assert [tuple(r) for r in await rig.db.read(lambda c: c.execute("SELECT * FROM service").fetchall())] == [
+        ("9", result.order_no)]
+
+
+async def test_a_service_that_refuses_at_paid_time_gets_the_money_back(rig):
+    def refuse(conn, order):
+        conn.execute("CREATE TABLE half_written (x)")  # rolled back with the refusal
+        raise RuntimeError("the posting was cancelled meanwhile")
+
+    result = await rig.desk.pay("posting", "3", 800, WECHAT, on_paid=refuse)
+    assert result.state == "refunded" and result.reason == "service_refused"
+    assert not rig.wechat.kept_money(result.order_no)
+    assert rig.wechat.times("reverse")[0] - rig.wechat.times("pay")[0] >= 15
+    tables = await rig.db.read(lambda c: c.execute(
+        "SELECT name FROM sqlite_master WHERE name = 'half_written'").fetchall())
+    assert tables == []
+    kinds = [e["kind"] for e in await rig.events()]
+    assert kinds[-3:] == ["payment_paid", "payment_reversing", "payment_refunded"]
+
+
 async def test_channels_route_by_code(rig):
     a = await rig.desk.pay("bill", "a", 100, ALIPAY)
     e = await rig.desk.pay("bill", "e", 100, ECNY)
