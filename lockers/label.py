@@ -123,17 +123,20 @@ class LabelData:
     real_name_checked: bool
     station: str
     dispatch_text: str = ""
+    #: the receipt's payment line (e.g. "微信支付 尾号6789 单号 PK01_20261206_00000012"); no full code
+    payment_text: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.waybill, str) or not _WAYBILL.fullmatch(self.waybill):
             raise InvalidInput("waybill", "a waybill number has 6 to 32 capital letters and digits")
         limits = {"service": 8, "sort_code": 20, "recipient_name": 30, "sender_name": 30, "recipient_address": 120,
-                  "sender_address": 120, "contents": 24, "tracking_url": 200, "station": 30, "dispatch_text": 120}
+                  "sender_address": 120, "contents": 24, "tracking_url": 200, "station": 30, "dispatch_text": 120,
+                  "payment_text": 80}
         for name, limit in limits.items():
             value = getattr(self, name)
             if not isinstance(value, str) or _CONTROL.search(value):
                 raise InvalidInput(name, f"{name} must be one line of text")
-            if not value.strip() and name != "dispatch_text":
+            if not value.strip() and name not in ("dispatch_text", "payment_text"):
                 raise InvalidInput(name, f"{name} is empty")
             if len(value) > limit:
                 raise InvalidInput(name, f"{name} is longer than {limit} characters")
@@ -545,6 +548,8 @@ def _receipt_sheet(data: LabelData, width_dots: int, dpi: int) -> tuple[_Sheet, 
     row("品名", f"{data.contents} ×{data.quantity}", "contents")
     row("重量", _weight(data.weight_g), "weight_g")
     row("运费", _price(data.price_fen), "price_fen", size_mm=5, bold=True)
+    if data.payment_text.strip():
+        row("支付", data.payment_text, "payment_text")
     if data.real_name_checked:
         row("实名", "已实名", "real_name_checked")
     if data.dispatch_text.strip():

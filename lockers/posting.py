@@ -49,6 +49,7 @@ from lockers.dispatch import DispatchSchedule
 from lockers.errors import CustodyError, FlowConflict, InvalidInput
 from lockers.identity import IdentityRefused, PostingIdentity, identity_from_card
 from lockers.keys import DeviceKeys
+from lockers.payments import PaymentDesk, PaymentError, PaymentResult
 from lockers.label import LabelData, label_png, render_label, render_receipt
 from lockers.personal import mask_phone, normalize_phone
 from lockers.print_jobs import print_when_ready
@@ -57,6 +58,8 @@ from lockers.tariff import Quote, Tariff
 log = logging.getLogger(__name__)
 
 NOTICE_VERSION = "2026-12-05"
+#: wallet names as a receipt prints them
+PAYMENT_CHANNEL_NAMES = {"wechat": "微信支付", "alipay": "支付宝", "unionpay": "云闪付", "ecny": "数字人民币"}
 #: the step the screen shows for each stored state of a posting
 LIVE_STATES = ("reading_card", "drafting", "priced", "paid", "printed")
 
@@ -133,6 +136,9 @@ class PostingSettings:
     card_timeout: float = 90.0
     weigh_timeout: float = 120.0
     idle_timeout: float = 180.0  # an unpaid posting nobody touches this long is cancelled
+    #: offer "pay at the counter" (the label prints and the staff take the money); a station that
+    #: takes payment codes usually turns it off, so no label leaves the kiosk unpaid
+    pay_at_counter: bool = True
     elderly_age: int = 60
     id_retention_days: float = 7.0
     history_days: float = 180.0  # a returning resident's recent recipients and phone are offered this long
@@ -155,6 +161,10 @@ class _Live:
     weighing: asyncio.Task[Any] | None = None
     elderly: bool = False  # the card said 60 or more: large print follows the resident to the door
     ticket: DoorTicket | None = None
+    #: paying by a scanned code: None (not chosen), "scan" (waiting for the code), "charging" (the
+    #: pay call and its queries are under way), "failed" (nothing kept: scan again or go back)
+    paying: str | None = None
+    pay_reason: str | None = None  # why the last attempt failed (a protocol or error code, no data)
 
 
 class PostingDesk:
@@ -164,7 +174,8 @@ class PostingDesk:
     def __init__(self, *, db: Database, keys: DeviceKeys, custody: Custody, settings: PostingSettings,
                  reader: Any = None, scale: Any = None, label_printer: Any = None, receipt_printer: Any = None,
                  surveillance: Callable[[], Awaitable[tuple[bool, str]]] | None = None,
-                 payment: PaymentStep | None = None, clock: Callable[[], float] = time.time,
+                 payment: PaymentStep | None = None, payments: PaymentDesk | None = None,
+                 clock: Callable[[], float] = time.time,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.db = db
         self.keys = keys
@@ -176,6 +187,9 @@ class PostingDesk:
         self.receipt_printer = receipt_printer
         self.surveillance = surveillance
         self.payment = payment or PayAtCounter()
+        self.payments = payments  # paying by a scanned payment code (None: the station takes none)
+        #: called in the transaction that accepts a paid posting (commission accrual, say)
+        self.on_paid: Callable[[sqlite3.Connection, sqlite3.Row], None] | None = None
         self._now = clock
         self._mono = monotonic
         self.live: _Live | None = None
@@ -517,6 +531,10 @@ class PostingDesk:
         """The resident accepts the price shown: pay, then draw the waybill number, then print."""
         async with self._lock:
             posting = await self._live_row("priced")
+            if not self.settings.pay_at_counter:
+                raise FlowConflict("this kiosk takes payment codes only")
+            if self.live is not None and self.live.paying == "charging":
+                raise FlowConflict("a payment is under way")
             await self.db.read(self._serial_left)  # never take money for a label that cannot be made
             outcome = await self.payment.pay(posting["id"], posting["price_fen"])
             now = self._now()
@@ -542,6 +560,96 @@ class PostingDesk:
             self._spawn(self._print(posting["id"]), f"posting-{posting['id']}-print")
         self._changed()
         return await self.view()
+
+    # ---------------------------------------------------------------- paying by payment code
+
+    def payment_methods(self) -> dict[str, bool]:
+        """What the price screen offers: ``code`` (a payment code, when the station takes them and the
+        network is up) and ``counter``."""
+        return {"code": self.payments is not None and self.payments.is_online(),
+                "counter": self.settings.pay_at_counter}
+
+    async def choose_code_payment(self) -> dict[str, Any]:
+        """The resident chose to pay with their phone: the screen asks for the payment code. With
+        no network no paid flow starts (T-F2): the resident is told, nothing is kept."""
+        async with self._lock:
+            await self._live_row("priced")
+            assert self.live is not None
+            if self.payments is None:
+                raise PostingUnavailable("payments_unavailable")
+            if not self.payments.is_online():
+                self.live.paying, self.live.pay_reason = None, "payments_offline"
+                self._message("payments_offline")
+                return await self.view()
+            await self.db.read(self._serial_left)  # never take money for a label that cannot be made
+            if self.live.paying != "charging":
+                self.live.paying, self.live.pay_reason = "scan", None
+        self._message(None)
+        return await self.view()
+
+    async def back_to_price(self) -> dict[str, Any]:
+        """Leave the payment-code screen (not while a charge is under way)."""
+        async with self._lock:
+            await self._live_row("priced")
+            assert self.live is not None
+            if self.live.paying == "charging":
+                raise FlowConflict("a payment is under way")
+            self.live.paying = self.live.pay_reason = None
+        self._message(None)
+        return await self.view()
+
+    async def take_payment_code(self, auth_code: str) -> None:
+        """A payment code read while the screen asks for one: charge it in the background (the pay
+        call, its queries every 5 s and, if need be, the reverse take up to about 45 s). The label
+        prints only when the payment is confirmed; the code itself is kept in memory only."""
+        async with self._lock:
+            posting = await self._live_row("priced")
+            assert self.live is not None and self.payments is not None
+            if self.live.paying not in ("scan", "failed"):
+                raise FlowConflict("the screen does not ask for a payment code now")
+            self.live.paying, self.live.pay_reason = "charging", None
+            self._spawn(self._charge(posting["id"], posting["price_fen"], auth_code),
+                        f"posting-{posting['id']}-charge")
+        self._message(None)
+
+    async def _charge(self, posting_id: int, amount_fen: int, auth_code: str) -> None:
+        assert self.payments is not None
+        live = self.live
+        try:
+            result = await self.payments.pay(
+                "posting", str(posting_id), amount_fen, auth_code, subject=f"{self.settings.service_name}",
+                on_paid=lambda conn, order: self._accept_paid(conn, posting_id, order))
+        except PaymentError as err:
+            if live is self.live and live is not None:
+                live.paying, live.pay_reason = "failed", err.code
+            self._message("payment_failed")
+            return
+        if live is not self.live or live is None:
+            return  # the screen moved on; a paid posting still prints (start-up reprints it)
+        if not result.paid:
+            live.paying = "failed"
+            # a charge whose reverse is still open: no new code for this posting until it is settled
+            live.pay_reason = "payment_unsettled" if result.state == "retry" else (result.reason or result.state)
+            self._message("payment_failed")
+            return
+        live.paying = None
+        self._message(None)
+        await self._print(posting_id)
+
+    def _accept_paid(self, conn: sqlite3.Connection, posting_id: int, order: PaymentResult) -> None:
+        """In the transaction that commits the payment: draw the waybill number and accept the
+        posting. A posting that is no longer waiting for payment refuses, and the money goes back."""
+        waybill = self._next_waybill(conn)
+        now = self._now()
+        cur = conn.execute(
+            "UPDATE postings SET state = 'paid', payment_method = ?, payment_state = 'paid', paid_at = ?, waybill = ?"
+            " WHERE id = ? AND state = 'priced'", (order.channel, now, waybill, posting_id))
+        if cur.rowcount != 1:
+            raise FlowConflict("the posting is no longer waiting for payment")
+        journal.append(conn, at=now, kind="posting_paid", actor="resident", posting_id=posting_id, tracking=waybill,
+                       amount_fen=order.amount_fen, method=order.channel, payment="paid", order_no=order.order_no)
+        if self.on_paid is not None:
+            self.on_paid(conn, conn.execute("SELECT * FROM postings WHERE id = ?", (posting_id,)).fetchone())
 
     def _serial_left(self, conn: sqlite3.Connection) -> int:
         """The next serial of the station's block; ``PostingUnavailable`` when it is used up."""
@@ -582,7 +690,17 @@ class PostingDesk:
             posted_at=dt.datetime.fromtimestamp(row["paid_at"] or row["created_at"], tz),
             tracking_url=s.tracking_url.format(waybill=row["waybill"]), real_name_checked=row["id_enc"] is not None,
             station=s.station_name,
-            dispatch_text=leaves.strftime("%m-%d %H:%M") if leaves else "")
+            dispatch_text=leaves.strftime("%m-%d %H:%M") if leaves else "",
+            payment_text=await self._payment_text(row))
+
+    async def _payment_text(self, row: sqlite3.Row) -> str:
+        """The receipt's payment line: the wallet, the code's last 4 digits and the order number."""
+        if self.payments is None or row["payment_method"] not in PAYMENT_CHANNEL_NAMES:
+            return "柜台付款" if row["payment_state"] == "due_at_counter" else ""
+        order = await self.payments.order_for("posting", str(row["id"]))
+        if order is None or not order.paid:
+            return ""
+        return f"{PAYMENT_CHANNEL_NAMES[order.channel]} 尾号{order.last4} 单号 {order.order_no}"
 
     async def label_preview(self, posting_id: int | None = None) -> bytes:
         """The label as PNG: the same image the printer gets."""
@@ -671,6 +789,8 @@ class PostingDesk:
                 return
             if posting["state"] not in ("reading_card", "drafting", "priced"):
                 raise FlowConflict("a paid posting is finished by the staff at the counter")
+            if self.live is not None and self.live.paying == "charging":
+                raise FlowConflict("a payment is under way: wait for its answer")
             now = self._now()
             await self.db.write(lambda c: self._end(c, posting["id"], "cancelled", reason, now))
             self._clear()
@@ -743,7 +863,8 @@ class PostingDesk:
             await asyncio.sleep(5.0)
             try:
                 live = self.live
-                if live is not None and self._mono() - live.touched > self.settings.idle_timeout:
+                if (live is not None and live.paying != "charging"
+                        and self._mono() - live.touched > self.settings.idle_timeout):
                     row = await self._row()
                     if row is not None and row["state"] in ("reading_card", "drafting", "priced"):
                         await self.cancel(reason="idle")
@@ -796,6 +917,12 @@ class PostingDesk:
                 "in_locker": "done"}.get(state, state)
         if state == "drafting":
             step = "recipient" if row["recipient_enc"] is None else ("item" if row["category"] is None else "weigh")
+        live = self.live
+        if state == "priced" and live is not None and live.paying is not None:
+            step = "paying"
+        out["paying"] = live.paying if live else None
+        out["pay_reason"] = live.pay_reason if live else None
+        out["methods"] = self.payment_methods()
         sender = json.loads(row["sender_masked"]) if row["sender_masked"] else None
         out.update({
             "step": step, "state": state, "elderly": bool(row["elderly"]), "id_masked": row["id_masked"],
@@ -857,6 +984,8 @@ def receipt_parts(data: LabelData) -> list[Any]:
              f"寄往 {data.sort_code}", f"收件人 {mask_name(data.recipient_name)} {mask_any_phone(data.recipient_phone)}",
              f"寄件人 {mask_name(data.sender_name)} {mask_any_phone(data.sender_phone)}",
              f"物品 {data.contents} x{data.quantity}  重量 {data.weight_g / 1000:.3f} kg", f"邮费 {yuan}"]
+    if data.payment_text:
+        lines.append(f"支付 {data.payment_text}")
     if data.dispatch_text:
         lines.append(f"揽收 {data.dispatch_text}")
     return [*lines, Code128(data.waybill), QrCode(data.tracking_url), "请保留本回执，扫码查询物流。"]
