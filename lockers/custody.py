@@ -131,6 +131,31 @@ def storage_fee(settings: CustodySettings, free_until: float | None, now: float)
     return min(settings.fee_cap_fen, days * settings.fee_per_day_fen)
 
 
+#: how long a fee ticket (a pickup code found right, fee unpaid) stays good for paying and opening
+FEE_TICKET_SECONDS = 600.0
+FEE_PURPOSE = "storage_fee"
+
+
+def fee_reference(parcel_id: int, settings: CustodySettings, free_until: float | None, now: float) -> str:
+    """The payment reference of the fee due now: ``p<parcel>d<started days>``. Paying it once covers
+    the fee up to that day; a later day's fee is a new reference, so no fee is ever charged twice."""
+    days = 0 if free_until is None or now <= free_until else math.ceil((now - free_until) / 86400)
+    return f"p{parcel_id}d{days}"
+
+
+def fee_outstanding(conn: sqlite3.Connection, settings: CustodySettings, parcel_id: int,
+                    free_until: float | None, now: float) -> int:
+    """The storage fee still to pay: the fee due now less every paid fee order of this parcel (the
+    payment order in state ``paid`` is the record; a refunded one counts for nothing)."""
+    fee = storage_fee(settings, free_until, now)
+    if fee <= 0:
+        return 0
+    paid = conn.execute(
+        "SELECT COALESCE(SUM(amount_fen), 0) FROM payment_orders WHERE purpose = ? AND state = 'paid'"
+        " AND reference LIKE ?", (FEE_PURPOSE, f"p{parcel_id}d%")).fetchone()[0]
+    return max(0, fee - int(paid))
+
+
 @dataclass(frozen=True)
 class FlowEvent:
     """Something a screen may want to show. ``kind`` is ``<flow>.<what>``; no personal data inside."""
@@ -196,6 +221,7 @@ class Custody:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._door_queue: asyncio.Queue[DoorChange] | None = None
         self._lock = asyncio.Lock()  # one flow step at a time
+        self._fee_tickets: dict[str, tuple[int, float]] = {}  # ticket -> (parcel id, monotonic expiry)
         self.ready = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -575,17 +601,13 @@ class Custody:
             _put(conn, "pickup.wrong_streak", 0)
             if row["state"] == "picking_up":
                 return "busy", (row["id"], row["label"], row["size"])
-            fee = storage_fee(s, row["free_until"], now)
+            fee = fee_outstanding(conn, s, row["id"], row["free_until"], now)
             if fee > 0:
                 journal.append(conn, at=now, kind="fee_shown", actor="resident", compartment=row["label"],
                                parcel_id=row["id"], fee_fen=fee)
-                return "fee", (fee, row["free_until"])
-            conn.execute("UPDATE parcels SET state = 'picking_up' WHERE id = ?", (row["id"],))
-            cid = conn.execute("SELECT compartment_id FROM parcels WHERE id = ?", (row["id"],)).fetchone()[0]
-            _intent(conn, cid, row["id"], "pickup", "resident", now)
-            journal.append(conn, at=now, kind="pickup_started", actor="resident", compartment=row["label"],
-                           parcel_id=row["id"], by="token" if token else "code")
-            return "open", (row["id"], row["label"], row["size"])
+                return "fee", (fee, row["free_until"], row["id"],
+                               fee_reference(row["id"], s, row["free_until"], now))
+            return self._start_pickup(conn, row, now, by="token" if token else "code")
 
         async with self._lock:
             outcome, value = await self.db.write(tx)
@@ -600,7 +622,11 @@ class Custody:
             if outcome == "unknown_token":
                 raise UnknownToken("no parcel here for this QR code")
             if outcome == "fee":
-                raise FeeDue(*value)
+                fee, free_until, fee_parcel, reference = value
+                ticket = secrets.token_urlsafe(16)
+                self._fee_tickets = {t: v for t, v in self._fee_tickets.items() if v[1] > self._mono()}
+                self._fee_tickets[ticket] = (fee_parcel, self._mono() + FEE_TICKET_SECONDS)
+                raise FeeDue(fee, free_until, ticket, reference)
             parcel_id, label, size = value
             if outcome == "open":
                 crashpoint("pickup.intent")
@@ -609,6 +635,73 @@ class Custody:
                                                  open_deadline=self._mono() + s.pickup_open_timeout,
                                                  close_deadline=None)
                 await self._pulse(self._trackers[label])
+        return DoorTicket(parcel_id, label, size)
+
+    def _start_pickup(self, conn: sqlite3.Connection, row: sqlite3.Row, now: float, *, by: str) -> tuple[str, Any]:
+        """Mark the parcel ``picking_up`` and write the door intent (before any pulse)."""
+        conn.execute("UPDATE parcels SET state = 'picking_up' WHERE id = ?", (row["id"],))
+        cid = conn.execute("SELECT compartment_id FROM parcels WHERE id = ?", (row["id"],)).fetchone()[0]
+        _intent(conn, cid, row["id"], "pickup", "resident", now)
+        journal.append(conn, at=now, kind="pickup_started", actor="resident", compartment=row["label"],
+                       parcel_id=row["id"], by=by)
+        return "open", (row["id"], row["label"], row["size"])
+
+    def fee_ticket_parcel(self, ticket: str) -> int | None:
+        """The parcel a fee ticket (from :class:`FeeDue`) stands for, while it is good; else None."""
+        entry = self._fee_tickets.get(ticket)
+        if entry is None or entry[1] <= self._mono():
+            return None
+        return entry[0]
+
+    def fee_paid_recorder(self, ticket: str) -> Callable[[sqlite3.Connection, Any], None]:
+        """For ``PaymentDesk.pay(on_paid=...)``: journals the paid fee in the payment's transaction.
+        Refuses (and so has the money returned) when the ticket is no longer good or the parcel has
+        left meanwhile."""
+        parcel_id = self.fee_ticket_parcel(ticket)
+
+        def record(conn: sqlite3.Connection, order: Any) -> None:
+            row = conn.execute("SELECT state FROM parcels WHERE id = ?", (parcel_id,)).fetchone()
+            if parcel_id is None or row is None or row["state"] != "stored":
+                raise FlowConflict("the parcel is no longer waiting for this fee")
+            journal.append(conn, at=self._now(), kind="fee_paid", actor="resident", parcel_id=parcel_id,
+                           fee_fen=order.amount_fen, order_no=order.order_no)
+
+        return record
+
+    async def pickup_paid(self, ticket: str) -> DoorTicket:
+        """Open the door of the parcel a fee ticket stands for, once no fee is outstanding (the fee
+        was paid: the resident does not type the code again). The ticket is used up."""
+        s = self.settings
+        parcel_id = self.fee_ticket_parcel(ticket)
+        if parcel_id is None:
+            raise FlowConflict("this fee ticket is not valid (enter the pickup code again)")
+        now = self._now()
+
+        def tx(conn: sqlite3.Connection) -> tuple[str, Any]:
+            row = conn.execute(
+                "SELECT p.id, p.state, p.free_until, c.label, c.size FROM parcels p JOIN compartments c"
+                " ON c.id = p.compartment_id WHERE p.id = ? AND p.state = 'stored'", (parcel_id,)).fetchone()
+            if row is None:
+                return "gone", None
+            fee = fee_outstanding(conn, s, row["id"], row["free_until"], now)
+            if fee > 0:
+                return "fee", (fee, row["free_until"])
+            return self._start_pickup(conn, row, now, by="fee_paid")
+
+        async with self._lock:
+            outcome, value = await self.db.write(tx)
+            if outcome == "gone":
+                self._fee_tickets.pop(ticket, None)
+                raise FlowConflict("the parcel is no longer in the locker")
+            if outcome == "fee":
+                raise FeeDue(value[0], value[1], ticket, None)
+            self._fee_tickets.pop(ticket, None)
+            parcel_id, label, size = value
+            crashpoint("pickup.intent")
+            spec = self.layout[label]
+            self._trackers[label] = _Tracker("pickup", parcel_id, spec,
+                                             open_deadline=self._mono() + s.pickup_open_timeout, close_deadline=None)
+            await self._pulse(self._trackers[label])
         return DoorTicket(parcel_id, label, size)
 
     def _count_failure(self, conn: sqlite3.Connection, now: float) -> tuple[str, Any]:

@@ -100,7 +100,12 @@ class FeeDue(CustodyError):
 
     code = "fee_due"
 
-    def __init__(self, fee_fen: int, free_until: float) -> None:
+    def __init__(self, fee_fen: int, free_until: float, ticket: str | None = None,
+                 reference: str | None = None) -> None:
         super().__init__(f"storage fee of {fee_fen} fen due")
         self.fee_fen = fee_fen
         self.free_until = free_until
+        #: a short-lived in-memory proof that the pickup code was right (for ``Custody.pickup_paid``)
+        self.ticket = ticket
+        #: the payment reference of this fee (``p<parcel>d<days>``): paid once, never charged twice
+        self.reference = reference
