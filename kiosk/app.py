@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,6 +27,7 @@ from kiosk import i18n, problems, scans
 from kiosk.errors import SessionRequired, StaffLoginFailed, TerminalBusy, describe
 from kiosk.i18n import _
 from kiosk.sessions import SESSION_COOKIE, RequireRole, Session, Sessions
+from kiosk.payment import PaymentHub, add_payment_routes
 from kiosk.posting import add_posting_routes
 from kiosk.queue import add_queue_routes
 from kiosk.voice import add_voice_routes
@@ -35,9 +36,11 @@ from kiosk.terminal import Screen, Terminal
 from hal.speech import Speech
 from lockers.custody import REFUSE_REASONS, SIZES, Custody
 from lockers.diagnostics import Diagnostics
+from lockers.payments import PaymentDesk
 from lockers.posting import PostingDesk
+from hal.codes import PaymentCode
 from lockers.queue import QueueDesk
-from lockers.errors import CustodyError, FlowConflict, StorageError
+from lockers.errors import CustodyError, FeeDue, FlowConflict, StorageError
 
 HERE = Path(__file__).parent
 LANG_COOKIE = "pk_lang"
@@ -61,6 +64,16 @@ class Kiosk:
     idle_seconds: float = 60.0  # doubled in large print (a person who reads slowly is not rushed)
     speech: Speech | None = None  # voice prompts (None: espeak-ng with its defaults)
     queue: QueueDesk | None = None  # the counter queue (None: not offered)
+    payments: PaymentDesk | None = None  # payment by scanned code (None: the station takes none)
+    receipt_printer: Any = None  # for payment receipts (None: receipts on screen only)
+    pay: PaymentHub = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pay = PaymentHub(self)
+
+    async def take_payment_code(self, read: PaymentCode) -> None:
+        """The scanner router's hand-over of a payment code read on a payment page."""
+        await self.pay.take(read)
 
 
 require_courier = RequireRole("courier")
@@ -167,6 +180,7 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
 
     add_technician_routes(app, page)
     add_posting_routes(app, page, kiosk)
+    add_payment_routes(app, page, kiosk)
     add_voice_routes(app, kiosk)
     add_queue_routes(app, page, kiosk)
 
@@ -346,10 +360,15 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
         after 5 in a row the keypad pauses for 30 s (HTTP 429 with ``retry_after``)."""
         if kiosk.terminal.busy:
             raise TerminalBusy()
-        if body.token:
-            ticket = await kiosk.custody.pickup(token=body.token)
-        else:
-            ticket = await kiosk.custody.pickup(body.code or "")
+        try:
+            if body.token:
+                ticket = await kiosk.custody.pickup(token=body.token)
+            else:
+                ticket = await kiosk.custody.pickup(body.code or "")
+        except FeeDue as err:
+            if kiosk.pay.offer_fee(err):
+                err.pay_url = "/fee"  # type: ignore[attr-defined]
+            raise
         kiosk.terminal.door_flow("pickup", ticket)
         return {"compartment": ticket.compartment, "state": "door_opening"}
 

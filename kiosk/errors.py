@@ -88,8 +88,14 @@ def describe(err: Exception) -> tuple[int, dict[str, Any]]:
         case e.FeeDue():
             status = 402
             body["fee_fen"] = err.fee_fen
-            body["message"] = _("The free storage time is over. A storage fee of %(fee)s is due. "
-                                "Please pay at the counter; your code stays valid.", fee=money(err.fee_fen))
+            pay_url = getattr(err, "pay_url", None)
+            if pay_url:
+                body["pay_url"] = pay_url
+                body["message"] = _("The free storage time is over. A storage fee of %(fee)s is due. "
+                                    "You can pay it here with your phone.", fee=money(err.fee_fen))
+            else:
+                body["message"] = _("The free storage time is over. A storage fee of %(fee)s is due. "
+                                    "Please pay at the counter; your code stays valid.", fee=money(err.fee_fen))
         case e.UnknownToken():
             status = 404
             body["message"] = _("This QR code is not for a parcel in this locker, or it was already used.")

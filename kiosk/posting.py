@@ -89,7 +89,9 @@ def add_posting_routes(app: FastAPI, page: Callable[..., HTMLResponse], kiosk: K
     @app.get("/api/posting", tags=["resident"])
     async def posting_state() -> dict[str, Any]:
         """The posting on the kiosk now (masked), or ``step: notice`` when none is under way."""
-        return await desk().view()
+        view = await desk().view()
+        view.pop("receipt", None)
+        return view
 
     @app.post("/api/posting", tags=["resident"])
     async def begin_posting(body: AgreeIn) -> dict[str, Any]:
@@ -126,6 +128,17 @@ def add_posting_routes(app: FastAPI, page: Callable[..., HTMLResponse], kiosk: K
     async def confirm() -> dict[str, Any]:
         """Accept the price shown: pay, draw the waybill number, print the label, open a door."""
         return await desk().confirm()
+
+    @app.post("/api/posting/pay", tags=["resident"])
+    async def pay_by_code() -> dict[str, Any]:
+        """Pay with a payment code: the screen asks for the code; nothing is charged until one is
+        scanned. With no network the answer says so (``message: payments_offline``)."""
+        return await desk().choose_code_payment()
+
+    @app.post("/api/posting/pay/back", tags=["resident"])
+    async def pay_back() -> dict[str, Any]:
+        """Back to the price (not while a charge is under way)."""
+        return await desk().back_to_price()
 
     @app.post("/api/posting/dropoff", tags=["resident"])
     async def dropoff_again() -> dict[str, Any]:

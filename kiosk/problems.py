@@ -45,6 +45,11 @@ def _table() -> dict[str, tuple[str, str]]:
                          _("It reconnects by itself. Nothing you did is lost; please wait a moment.")),
         "payment_not_confirmed": (_("The payment was not confirmed."),
                                   _("Nothing was charged. Please try again or pay at the counter.")),
+        "payment_unsettled": (_("The payment could not be settled yet."),
+                              _("If money was taken, it is returned to your wallet automatically. "
+                                "Please ask the staff before paying again.")),
+        "payments_offline": (_("Paying by phone is not possible right now: the network is down."),
+                             _("Please pay at the counter. Picking up and delivering parcels work as usual.")),
         "camera_down": (_("The surveillance camera is not working."),
                         _("Posting is paused until it works again. Picking up parcels works as usual.")),
         "no_compartment": (_("No compartment is free right now."),
@@ -69,6 +74,6 @@ def problem(key: str | None) -> Problem | None:
 POSTING_MESSAGES = {
     "printer_paper_out": "printer_paper_out", "printer_cover_open": "printer_cover_open",
     "printer_offline": "printer_offline", "card_unreadable": "card_unreadable",
-    "payment_failed": "payment_not_confirmed", "scale_timeout": "scale_not_steady",
+    "payment_failed": "payment_not_confirmed", "payments_offline": "payments_offline", "scale_timeout": "scale_not_steady",
     "dropoff_no_compartment": "no_compartment", "dropoff_door_unavailable": "door_jammed",
 }

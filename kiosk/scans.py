@@ -63,7 +63,7 @@ from kiosk.errors import TerminalBusy, describe
 from kiosk.i18n import _
 from kiosk.terminal import Terminal
 from lockers.custody import Custody
-from lockers.errors import CustodyError, KeypadPaused
+from lockers.errors import CustodyError, FeeDue, KeypadPaused
 
 log = logging.getLogger(__name__)
 
@@ -166,10 +166,12 @@ class ScanRouter:
     """
 
     def __init__(self, custody: Custody, terminal: Terminal, *, payments: PaymentConsumer | None = None,
-                 rules: PaymentCodeRules = DEFAULT_PAYMENT_RULES) -> None:
+                 rules: PaymentCodeRules = DEFAULT_PAYMENT_RULES,
+                 on_fee: Callable[[FeeDue], bool] | None = None) -> None:
         self.custody = custody
         self.terminal = terminal
         self.payments = payments
+        self.on_fee = on_fee  # a fee due: True when the resident can pay it here (the fee page)
         self.rules = rules
 
     async def run(self, source: AsyncIterable[ScannedCode]) -> None:
@@ -231,16 +233,21 @@ class ScanRouter:
         return "pickup"
 
     def _refused(self, err: Exception, read: Read, inline: bool) -> str:
+        if isinstance(err, FeeDue) and self.on_fee is not None and self.on_fee(err):
+            err.pay_url = "/fee"  # type: ignore[attr-defined]
         status, body = describe(err)
         log.info("scan: pickup with %r refused: %s", read, body["error"])
         if inline:
             data: dict[str, Any] = {"kind": read.kind, "error": body["error"], "messages": messages(err)}
             if isinstance(err, KeypadPaused):
                 data["retry_after"] = body["retry_after"]
+            if "pay_url" in body:
+                data["pay_url"] = body["pay_url"]
             if self.terminal.publish_to_page("pickup", "scan_rejected", data):
                 return "refused"
+        extra = {"pay_url": body["pay_url"]} if "pay_url" in body else {}
         self.terminal.show_result("scan_refused", "error" if status >= 500 else "warn", error=body["error"],
-                                  message=body["message"], messages=messages(err))
+                                  message=body["message"], messages=messages(err), **extra)
         return "refused"
 
     # ------------------------------------------------------------ courier and payment pages

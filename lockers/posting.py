@@ -693,6 +693,22 @@ class PostingDesk:
             dispatch_text=leaves.strftime("%m-%d %H:%M") if leaves else "",
             payment_text=await self._payment_text(row))
 
+    def _receipt_view(self, row: sqlite3.Row, order: PaymentResult) -> dict[str, Any]:
+        """The on-screen receipt: what was paid, how, the order number, and the same as a QR code
+        to keep (no personal data: no name, phone or payment code)."""
+        import base64
+
+        from hal.codes import CHANNEL_NAMES
+        from lockers.queue import qr_png
+
+        yuan = f"{order.amount_fen // 100}.{order.amount_fen % 100:02d}"
+        text = (f"{self.settings.station_name} 寄件付款凭证 运单号 {row['waybill']} 金额 {yuan} 元 "
+                f"{PAYMENT_CHANNEL_NAMES[order.channel]} 尾号{order.last4} 单号 {order.order_no}")
+        return {"order_no": order.order_no, "amount_fen": order.amount_fen, "last4": order.last4,
+                "channel": order.channel, "wallet_zh": PAYMENT_CHANNEL_NAMES[order.channel],
+                "wallet_en": CHANNEL_NAMES[order.channel], "text": text,
+                "qr_png": base64.b64encode(qr_png(text, module=4)).decode("ascii")}
+
     async def _payment_text(self, row: sqlite3.Row) -> str:
         """The receipt's payment line: the wallet, the code's last 4 digits and the order number."""
         if self.payments is None or row["payment_method"] not in PAYMENT_CHANNEL_NAMES:
@@ -931,6 +947,10 @@ class PostingDesk:
             "weight_g": row["weight_g"], "zone": row["zone"], "price_fen": row["price_fen"], "waybill": row["waybill"],
             "payment": row["payment_state"], "leaves_at": row["leaves_at"],
         })
+        if self.payments is not None and row["payment_method"] in PAYMENT_CHANNEL_NAMES and row["waybill"]:
+            order = await self.payments.order_for("posting", str(row["id"]))
+            if order is not None and order.paid:
+                out["receipt"] = self._receipt_view(row, order)
         if row["leaves_at"] is not None:
             promise = self.settings.schedule.promise(
                 dt.datetime.fromtimestamp(row["paid_at"] or self._now(), self.settings.schedule.tz))

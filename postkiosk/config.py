@@ -51,6 +51,9 @@ class StationConfig(_Frozen):
     phone: str = ""
     opening_hours: str = "08:00-20:00"
     free_storage_hours: float = Field(24.0, gt=0)
+    #: storage fee per started day after the free period, in fen (0: storage is always free), capped
+    fee_per_day_fen: int = Field(0, ge=0, le=10_000)
+    fee_cap_fen: int = Field(300, ge=0, le=100_000)
     idle_seconds: float = Field(60.0, ge=20, le=600)  # a page left alone this long asks "still there?"
     result_seconds: float = Field(10.0, ge=3, le=120)  # how long a result screen stays before home
 
@@ -315,6 +318,8 @@ class PostingConfig(_Frozen):
     history_days: float = Field(180.0, gt=0, le=3650)
     idle_timeout: float = Field(180.0, ge=30)
     collect_carriers: tuple[str, ...] = ()
+    #: offer "pay at the counter" (the label prints unpaid; the staff take the money)
+    pay_at_counter: bool = True
 
     @model_validator(mode="after")
     def _parts_valid(self) -> PostingConfig:
@@ -326,6 +331,40 @@ class PostingConfig(_Frozen):
         Tariff.from_config(self.tariff)
         DispatchSchedule.from_config(self.schedule)
         return self
+
+
+class PaymentsConfig(_Frozen):
+    """Payments by scanned payment code (``[payments]``).
+
+    ``acquirers``: one table per channel (``wechat``, ``alipay``, ``ecny``...), each with its
+    ``protocol`` (``wechat-v2``, ``alipay``, ``aggregator``), ``url`` and credentials (see
+    ``lockers.acquirers.factory``); a channel with no table takes no payments. ``simulate = true``
+    runs the loopback gateway simulator for every channel (the demo). ``station_id`` goes into every
+    order number (letters and digits, up to 8). Timings follow rules-and-identifiers.md §4.4 and
+    should not be changed for a real acquirer. ``check_seconds``: how often the acquirers' endpoints
+    are checked (no paid flow starts while none answers)."""
+
+    simulate: bool = False
+    station_id: str = Field("PK01", pattern=r"^[A-Za-z0-9]{1,8}$")
+    acquirers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    query_interval: float = Field(5.0, gt=0)
+    give_up_after: float = Field(30.0, gt=0)
+    reverse_not_before: float = Field(15.0, ge=15.0)
+    call_timeout: float = Field(15.0, gt=0)
+    check_seconds: float = Field(15.0, ge=1)
+    reconcile_seconds: float = Field(60.0, ge=5)
+    commissions: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @property
+    def enabled(self) -> bool:
+        return self.simulate or bool(self.acquirers)
+
+    def settings(self, timezone: str) -> Any:
+        from lockers.payments import PaymentSettings
+
+        return PaymentSettings(station_id=self.station_id, timezone=timezone, query_interval=self.query_interval,
+                               give_up_after=self.give_up_after, reverse_not_before=self.reverse_not_before,
+                               call_timeout=self.call_timeout)
 
 
 def _default_tariff() -> dict[str, Any]:
@@ -354,6 +393,7 @@ class Config(BaseSettings):
     scale: ScaleConfig | None = None
     camera: CameraConfig | None = None
     posting: PostingConfig = Field(default_factory=PostingConfig)
+    payments: PaymentsConfig = Field(default_factory=PaymentsConfig)
     source: str = "built-in demo configuration"
 
     @field_validator("banks")
@@ -379,6 +419,7 @@ class Config(BaseSettings):
     def custody_settings(self) -> CustodySettings:
         return CustodySettings(station_name=self.station.name, station_address=self.station.address,
                                free_storage_hours=self.station.free_storage_hours,
+                               fee_per_day_fen=self.station.fee_per_day_fen, fee_cap_fen=self.station.fee_cap_fen,
                                collect_carriers=self.posting.collect_carriers)
 
     def posting_settings(self) -> Any:
@@ -393,7 +434,7 @@ class Config(BaseSettings):
                                serial_first=p.serial_first, serial_last=p.serial_last, tracking_url=p.tracking_url,
                                service_name=p.service_name, station_name=self.station.name,
                                elderly_age=p.elderly_age, id_retention_days=p.id_retention_days, history_days=p.history_days,
-                               idle_timeout=p.idle_timeout)
+                               idle_timeout=p.idle_timeout, pay_at_counter=p.pay_at_counter)
 
     @property
     def is_demo(self) -> bool:
@@ -418,6 +459,8 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
     else:
         data.update(DEMO_DEVICES)
         data["web"] = {"api_docs": True}
+        data["payments"] = {"simulate": True, "station_id": "DEMO"}
+        data["station"] = {"fee_per_day_fen": 100, "fee_cap_fen": 500}
     return Config(**data)
 
 

@@ -44,6 +44,20 @@ class DemoCredential:
     created_now: bool
 
 
+async def start_pay_gateway() -> tuple[Any, dict[str, Any]]:
+    """The payment gateway simulator on loopback, with fresh keys, and the acquirer clients that talk
+    to it (every payment code the demo's wallets show is charged there, never anywhere real)."""
+    import secrets
+
+    from lockers.acquirers.wechat_v2 import WeChatV2Acquirer
+    from simulators.pay_gateway import run_pay_gateway
+
+    appid, mch_id, key = "wxdemo0000000001", "1900000001", secrets.token_hex(16)
+    gateway = await run_pay_gateway(appid=appid, mch_id=mch_id, api_key=key)
+    acquirers: dict[str, Any] = {"wechat": WeChatV2Acquirer(gateway.url, appid=appid, mch_id=mch_id, api_key=key)}
+    return gateway, acquirers
+
+
 def ensure_demo_courier(config: Config) -> DemoCredential:
     """A demo courier with a random PIN, made on first run. The PIN is stored hashed in the
     database; for the demo it is also kept in a 0600 file beside it so ``make run`` can show it."""
@@ -102,6 +116,8 @@ class DemoStation:
         self.scanner_sim: RunningLineScannerSim | None = None
         self.device_sims: dict[str, Any] = {}  # ID-card reader, printers, scale: name -> running simulator
         self.camera: SimulatedCamera | None = None
+        self.pay_gateway: Any = None  # the loopback payment gateway simulator (payments.simulate)
+        self.acquirers: dict[str, Any] | None = None
 
     async def start_simulators(self) -> dict[str, str]:
         """Start the simulators; returns the lock banks' URLs (the scanner's is :attr:`scanner_sim`)."""
@@ -123,6 +139,8 @@ class DemoStation:
                 self.device_sims[name] = await run()
         if cfg.camera is not None and cfg.camera.simulate:
             self.camera = SimulatedCamera([idle_frame()], loop=True)
+        if cfg.payments.simulate:
+            self.pay_gateway, self.acquirers = await start_pay_gateway()
         return {name: sim.url for name, sim in self.sims.items()}
 
     async def close_simulators(self) -> None:
@@ -132,12 +150,15 @@ class DemoStation:
             await self.scanner_sim.close()
         for sim in self.device_sims.values():
             await sim.close()
+        if self.pay_gateway is not None:
+            await self.pay_gateway.close()
 
     def app(self, urls: dict[str, str]) -> FastAPI:
         self.station = Station(self.config, bank_urls=urls, sms=self.sms,
                                scanner_url=self.scanner_sim.url if self.scanner_sim else None,
                                device_urls={name: sim.url for name, sim in self.device_sims.items()},
-                               prebuilt={"camera": self.camera} if self.camera is not None else {})
+                               prebuilt={"camera": self.camera} if self.camera is not None else {},
+                               acquirers=self.acquirers)
         app = self.station.app()
         specs = {(s.bank, s.board, s.channel): s.label for s in self.config.layout()}
         inbox = (lambda: list(reversed(self.sms.recent))) if isinstance(self.sms, LogSmsGateway) else None

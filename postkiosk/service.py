@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
@@ -26,6 +27,8 @@ from lockers.diagnostics import Diagnostics
 from lockers.doors import DoorMonitor
 from lockers.errors import StorageError
 from lockers.keys import DeviceKeys
+from lockers.netcheck import Reachability, endpoint
+from lockers.payments import PaymentDesk
 from lockers.posting import PostingDesk
 from lockers.queue import QueueDesk, QueueSettings
 from postkiosk.config import Config
@@ -46,6 +49,7 @@ class Station:
     scanner_url: str | None = None
     device_urls: dict[str, str] = field(default_factory=dict)  # simulated devices' URLs (the demo)
     prebuilt: dict[str, object] = field(default_factory=dict)  # ready device objects (the demo's camera)
+    acquirers: dict[str, Any] | None = None  # ready payment backends (the demo's, on its gateway simulator)
 
     def __post_init__(self) -> None:
         if self.sms is None:
@@ -73,7 +77,16 @@ class Station:
         self.custody: Custody | None = None
         self.terminal: Terminal | None = None
         self.posting: PostingDesk | None = None
+        self.payments: PaymentDesk | None = None
+        self.network: Reachability | None = None
+        self._reconciling: asyncio.Task[None] | None = None
         self.sessions = Sessions(idle_seconds=self.config.web.session_idle_seconds)
+        if self.acquirers is None and self.config.payments.acquirers:
+            from lockers.acquirers.factory import build_acquirers
+
+            self.acquirers = build_acquirers(self.config.payments.acquirers)
+        if self.config.payments.simulate and self.acquirers is None:
+            raise SystemExit("payments are simulated, but no gateway simulator is running (use the demo)")
 
     def _make_sms(self) -> SmsGateway:
         cfg = self.config.sms
@@ -111,6 +124,8 @@ class Station:
         self.kiosk.speech = speech_engine("espeak-ng", cache_dir=self.config.database.path.parent / "voice")
         self.kiosk.diagnostics = Diagnostics(self.custody, devices=self.devices(),
                                              config_summary=self.config_summary)
+        if self.acquirers:
+            await self._start_payments()
         if self.config.posting.enabled:
             self.posting = self._posting_desk(keys)
             await self.posting.start()
@@ -121,8 +136,38 @@ class Station:
             reader=p["idcard"].device if "idcard" in p else None,
             receipt_printer=p["receipt_printer"].device if "receipt_printer" in p else None)
         if self.scanner is not None:
-            self._scans = asyncio.create_task(self._route_scans(ScanRouter(self.custody, self.terminal)),
-                                              name="scanner")
+            router = ScanRouter(self.custody, self.terminal, payments=self.kiosk.take_payment_code,
+                                on_fee=self.kiosk.pay.offer_fee)
+            self._scans = asyncio.create_task(self._route_scans(router), name="scanner")
+
+    async def _start_payments(self) -> None:
+        """The payment desk: orders a power cut left open are driven to a final state before any
+        flow starts (and then every ``reconcile_seconds``, for reverses that keep failing)."""
+        assert self.acquirers is not None
+        cfg = self.config.payments
+        urls = [getattr(a, "url", None) or getattr(a, "base_url", None) for a in self.acquirers.values()]
+        self.network = Reachability([endpoint(str(u)) for u in urls if u], interval=cfg.check_seconds)
+        await self.network.start()
+        self.payments = PaymentDesk(self.db, self.acquirers, settings=cfg.settings(self.kiosk.timezone),
+                                    online=self.network.online)
+        try:
+            await self.payments.reconcile()
+        except Exception:  # the periodic pass tries again; flows only ever act on "paid"
+            log.exception("payment reconciliation at start-up failed")
+        self.kiosk.payments = self.payments
+        if "receipt_printer" in self.peripherals:
+            self.kiosk.receipt_printer = self.peripherals["receipt_printer"].device
+        self._reconciling = asyncio.create_task(self._reconcile_payments(cfg.reconcile_seconds),
+                                                name="payment-reconcile")
+
+    async def _reconcile_payments(self, every: float) -> None:
+        assert self.payments is not None
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.payments.reconcile()
+            except Exception:
+                log.exception("payment reconciliation failed")
 
     def _posting_desk(self, keys: DeviceKeys) -> PostingDesk:
         """The posting flow on this station's devices; the surveillance gate is the camera's health."""
@@ -141,7 +186,7 @@ class Station:
                            scale=p["scale"].device if "scale" in p else None,
                            label_printer=p["label_printer"].device if "label_printer" in p else None,
                            receipt_printer=p["receipt_printer"].device if "receipt_printer" in p else None,
-                           surveillance=surveillance)
+                           surveillance=surveillance, payments=self.payments)
         terminal = self.terminal
 
         def shown(view: dict[str, object]) -> None:
@@ -189,6 +234,15 @@ class Station:
                 await self._backups
         if self.posting is not None:
             await self.posting.stop()
+        if self._reconciling is not None:
+            self._reconciling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reconciling
+        if self.network is not None:
+            await self.network.stop()
+        for acquirer in (self.acquirers or {}).values():
+            with contextlib.suppress(Exception):
+                await acquirer.aclose()
         if self.terminal:
             await self.terminal.stop()
         if self.custody:

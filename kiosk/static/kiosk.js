@@ -48,7 +48,7 @@ document.querySelectorAll("[data-keypad]").forEach((pad) => {
 // deposit page) and "scan_rejected" (why a read does nothing here) come as DOM events kiosk-scan and
 // kiosk-scan-rejected; by default a rejection is shown in the page's message line.
 let lastVersion = version;
-const scanPage = { "deposit": "courier_deposit", "courier-login": "courier_login", "retrieve": "courier_retrieve" }[page] || page;
+const scanPage = document.body.dataset.scanPage || { "deposit": "courier_deposit", "courier-login": "courier_login", "retrieve": "courier_retrieve" }[page] || page;
 function messageLine() {
   return document.getElementById("message") || document.querySelector(".step:not([hidden]) .message");
 }
@@ -79,6 +79,9 @@ function follow() {
   });
   source.addEventListener("posting", (event) => {
     document.dispatchEvent(new CustomEvent("kiosk-posting", { detail: JSON.parse(event.data) }));
+  });
+  source.addEventListener("payment", (event) => {
+    document.dispatchEvent(new CustomEvent("kiosk-payment", { detail: JSON.parse(event.data) }));
   });
   source.addEventListener("scan", (event) => {
     document.dispatchEvent(new CustomEvent("kiosk-scan", { detail: JSON.parse(event.data) }));
@@ -126,6 +129,7 @@ if (page === "pickup") {
   });
   // a scanned pickup code that was refused: too many wrong codes pause the keypad here too
   document.addEventListener("kiosk-scan-rejected", (event) => {
+    if (event.detail.pay_url) { location.replace(event.detail.pay_url); return; }
     if (event.detail.retry_after) { pausedFor = event.detail.retry_after; tickPause(); }
   });
   open.addEventListener("click", async () => {
@@ -133,6 +137,7 @@ if (page === "pickup") {
     const r = await api("POST", "/api/pickups", { code: input.value });
     if (r.ok) { location.replace("/"); return; }
     input.value = "";
+    if (r.status === 402 && r.data.pay_url) { location.replace(r.data.pay_url); return; }
     if (r.status === 429) { pausedFor = r.data.retry_after || 30; tickPause(); return; }
     say(message, r.data.message);
   });

@@ -10,7 +10,7 @@
   const messages = (root.dataset.messages || "").split(" ");
   const shownMessage = (key) => (key && (messages.includes("*") || messages.includes(key)) ? key : "");
   const shown = () => [root.dataset.step, shownMessage(root.dataset.message), root.dataset.weight,
-    root.dataset.printer].join("|");
+    root.dataset.printer, root.dataset.paying || ""].join("|");
   let busy = false;
 
   // One request at a time; after a success the page is leaving, so a second tap sends nothing.
@@ -42,7 +42,7 @@
     if (!r.ok || leaving) return;
     const v = r.data;
     const printer = v.printer ? String(v.printer.ready) : "";
-    const now = [v.step, shownMessage(v.message), v.weight_g || "", printer].join("|");
+    const now = [v.step, shownMessage(v.message), v.weight_g || "", printer, v.paying || ""].join("|");
     if (now !== shown()) {
       leaving = true;
       location.replace(v.active || v.step !== "notice" ? "/post" : "/");
@@ -54,7 +54,7 @@
   // (kiosk.js, which defines api(), runs after this script: wait for it.)
   document.addEventListener("DOMContentLoaded", () => {
     refresh();
-    if (["card", "weigh", "printing", "dropoff"].includes(root.dataset.step)) setInterval(refresh, 3000);
+    if (["card", "weigh", "paying", "printing", "dropoff"].includes(root.dataset.step)) setInterval(refresh, 3000);
   });
 
   // recipient: a pasted or dictated line fills the fields as it is typed; every field stays editable
@@ -122,6 +122,8 @@
     item: () => call("/api/posting/item", { category, quantity, size, declared: true }),
     weigh: () => call("/api/posting/weigh"),
     confirm: () => call("/api/posting/confirm"),
+    pay: () => call("/api/posting/pay"),
+    "pay-back": () => call("/api/posting/pay/back"),
     dropoff: () => call("/api/posting/dropoff"),
   };
   document.querySelectorAll("[data-action]").forEach((b) => b.addEventListener("click", () => actions[b.dataset.action]()));

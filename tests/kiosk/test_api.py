@@ -18,7 +18,10 @@ RESIDENT_ROUTES = {"/healthz", "/api/pickups", "/api/screen", "/api/screen/dismi
                    # posting a parcel: a resident at the kiosk, no account
                    "/post", "/post/catalogue", "/api/posting", "/api/posting/parse", "/api/posting/recipients",
                    "/api/posting/recipient", "/api/posting/item", "/api/posting/weigh", "/api/posting/confirm",
-                   "/api/posting/dropoff", "/api/posting/cancel", "/api/posting/label.png"}
+                   "/api/posting/dropoff", "/api/posting/cancel", "/api/posting/label.png",
+                   # paying by payment code: the posting's pay step and the storage-fee page
+                   "/api/posting/pay", "/api/posting/pay/back", "/fee", "/api/fee", "/api/fee/pay",
+                   "/api/fee/cancel"}
 
 
 async def login(station):
