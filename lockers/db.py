@@ -311,6 +311,90 @@ MIGRATIONS: list[str] = [
     CREATE INDEX payment_orders_state ON payment_orders(state);
     CREATE INDEX payment_orders_reference ON payment_orders(purpose, reference);
     """,
+    # 7: the station's accounts (lockers/station_ledger.py, lockers/bills.py; service-plan.md §5). The prepaid
+    #    balance is a chain of ledger entries, each carrying the balance after it, so a daily close can
+    #    re-add the day and find any break. Commission accruals keep the basis and rate they were computed
+    #    with; a reversal is a negative accrual pointing at the one it reverses. Daily closes are versioned,
+    #    never replaced. All three are append-only like the journal. Bill payments keep only the masked
+    #    account and its keyed HMAC.
+    """
+    CREATE TABLE ledger_entries (
+        id                  INTEGER PRIMARY KEY,
+        at                  REAL NOT NULL,
+        day                 TEXT NOT NULL,
+        kind                TEXT NOT NULL CHECK (kind IN ('top_up', 'agency_debit', 'agency_refund')),
+        amount_fen          INTEGER NOT NULL CHECK (amount_fen > 0),
+        balance_after_fen   INTEGER NOT NULL,
+        service             TEXT,
+        order_no            TEXT,
+        staff_login         TEXT,
+        reference           TEXT,
+        CHECK ((kind = 'top_up') = (staff_login IS NOT NULL)),
+        CHECK ((kind = 'top_up') = (order_no IS NULL))
+    );
+    CREATE UNIQUE INDEX ledger_entries_order ON ledger_entries(order_no, kind) WHERE order_no IS NOT NULL;
+    CREATE INDEX ledger_entries_day ON ledger_entries(day);
+    CREATE TRIGGER ledger_entries_no_update BEFORE UPDATE ON ledger_entries
+        BEGIN SELECT RAISE(ABORT, 'the station ledger is append-only'); END;
+    CREATE TRIGGER ledger_entries_no_delete BEFORE DELETE ON ledger_entries
+        BEGIN SELECT RAISE(ABORT, 'the station ledger is append-only'); END;
+    CREATE TABLE commission_accruals (
+        id              INTEGER PRIMARY KEY,
+        at              REAL NOT NULL,
+        day             TEXT NOT NULL,
+        service         TEXT NOT NULL,
+        kind            TEXT,
+        basis           TEXT NOT NULL CHECK (basis IN ('per_item', 'percent')),
+        rate            TEXT NOT NULL,
+        turnover_fen    INTEGER NOT NULL,
+        quantity        INTEGER NOT NULL CHECK (quantity > 0),
+        commission_fen  INTEGER NOT NULL,
+        order_no        TEXT,
+        posting_id      INTEGER REFERENCES postings(id),
+        reverses_id     INTEGER UNIQUE REFERENCES commission_accruals(id)
+    );
+    CREATE INDEX commission_accruals_day ON commission_accruals(day);
+    CREATE INDEX commission_accruals_order ON commission_accruals(order_no);
+    CREATE UNIQUE INDEX commission_accruals_posting ON commission_accruals(posting_id)
+        WHERE posting_id IS NOT NULL AND reverses_id IS NULL;
+    CREATE TRIGGER commission_accruals_no_update BEFORE UPDATE ON commission_accruals
+        BEGIN SELECT RAISE(ABORT, 'commission accruals are append-only'); END;
+    CREATE TRIGGER commission_accruals_no_delete BEFORE DELETE ON commission_accruals
+        BEGIN SELECT RAISE(ABORT, 'commission accruals are append-only'); END;
+    CREATE TABLE daily_closes (
+        id              INTEGER PRIMARY KEY,
+        day             TEXT NOT NULL,
+        version         INTEGER NOT NULL CHECK (version >= 1),
+        closed_at       REAL NOT NULL,
+        actor           TEXT NOT NULL,
+        ok              INTEGER NOT NULL CHECK (ok IN (0, 1)),
+        mismatches      INTEGER NOT NULL,
+        opening_fen     INTEGER NOT NULL,
+        closing_fen     INTEGER NOT NULL,
+        report          TEXT NOT NULL,
+        UNIQUE (day, version)
+    );
+    CREATE TRIGGER daily_closes_no_update BEFORE UPDATE ON daily_closes
+        BEGIN SELECT RAISE(ABORT, 'a daily close is kept as it was; close again for a new version'); END;
+    CREATE TRIGGER daily_closes_no_delete BEFORE DELETE ON daily_closes
+        BEGIN SELECT RAISE(ABORT, 'a daily close is kept as it was; close again for a new version'); END;
+    CREATE TABLE bill_payments (
+        id              INTEGER PRIMARY KEY,
+        service         TEXT NOT NULL,
+        account_masked  TEXT NOT NULL,
+        account_hmac    BLOB NOT NULL,
+        amount_fen      INTEGER NOT NULL CHECK (amount_fen > 0),
+        state           TEXT NOT NULL CHECK (state IN ('quoted', 'paid', 'credited', 'not_paid', 'refunded',
+                                                       'refund_pending', 'credit_unknown', 'expired')),
+        order_no        TEXT,
+        reason          TEXT,
+        biller_receipt  TEXT,
+        created_at      REAL NOT NULL,
+        updated_at      REAL NOT NULL
+    );
+    CREATE INDEX bill_payments_state ON bill_payments(state);
+    CREATE INDEX bill_payments_account ON bill_payments(account_hmac);
+    """,
 ]
 
 

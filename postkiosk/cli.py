@@ -29,6 +29,9 @@ app.add_typer(journal_app, name="journal")
 from postkiosk.diag import app as diag_app  # noqa: E402  (after the groups above, like them)
 
 app.add_typer(diag_app, name="diag")
+from postkiosk.cli_close import app as close_app  # noqa: E402
+
+app.add_typer(close_app, name="close")
 console = Console()
 
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="station TOML file "
