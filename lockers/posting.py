@@ -553,6 +553,8 @@ class PostingDesk:
                 journal.append(conn, at=now, kind="posting_paid", actor="resident", posting_id=posting["id"],
                                tracking=waybill, amount_fen=posting["price_fen"], method=outcome.method,
                                payment=outcome.state)
+                if self.on_paid is not None:
+                    self.on_paid(conn, conn.execute("SELECT * FROM postings WHERE id = ?", (posting["id"],)).fetchone())
                 return waybill
 
             await self.db.write(tx)

@@ -28,6 +28,7 @@ from lockers.doors import DoorMonitor
 from lockers.errors import StorageError
 from lockers.keys import DeviceKeys
 from lockers.netcheck import Reachability, endpoint
+from lockers.station_ledger import CommissionTable, StationLedger, posting_kind
 from lockers.payments import PaymentDesk
 from lockers.posting import PostingDesk
 from lockers.queue import QueueDesk, QueueSettings
@@ -109,6 +110,8 @@ class Station:
         for device in self.peripherals.values():
             await device.open()
         keys = DeviceKeys.load_or_create(self.config.database.resolved_key_file)
+        self.ledger = StationLedger(self.db, CommissionTable.from_config(self.config.payments.commissions)
+                                    if self.config.payments.commissions else None, timezone=self.kiosk.timezone)
         self.custody = Custody(db=self.db, keys=keys, layout=self.config.layout(),
                                doors=DoorMonitor(self.banks), sms=self.sms,
                                settings=self.config.custody_settings())
@@ -196,6 +199,14 @@ class Station:
                 terminal.publish("posting", view)
 
         desk.subscribe(shown)
+        ledger = self.ledger
+
+        def accrue(conn: object, row: Any) -> None:  # the commission, in the transaction that accepts it
+            ledger.accrue_for_posting(conn, row["id"], posting_kind(row["category"]), row["price_fen"],  # type: ignore[arg-type]
+                                      quantity=int(row["quantity"] or 1))
+
+        desk.on_paid = accrue
+
         def door(ticket: object) -> None:
             live = desk.live
             terminal.door_flow("posting", ticket, large_print=bool(live and live.elderly))  # type: ignore[arg-type]

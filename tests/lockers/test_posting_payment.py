@@ -172,3 +172,19 @@ async def test_counter_payment_can_be_switched_off(rig, tmp_path):
     assert view["methods"] == {"code": True, "counter": False}
     with pytest.raises(FlowConflict):
         await desk.confirm()
+
+
+async def test_the_commission_is_accrued_with_the_paid_posting(rig):
+    from lockers.station_ledger import StationLedger, posting_kind
+
+    ledger = StationLedger(rig.db)
+    rig.desk.on_paid = lambda conn, row: ledger.accrue_for_posting(
+        conn, row["id"], posting_kind(row["category"]), row["price_fen"])
+    posting_id = await rig.identify()
+    await rig.address()
+    await rig.priced()
+    await rig.desk.choose_code_payment()
+    await rig.desk.take_payment_code(CODE)
+    await rig.wait_state(posting_id, "printed")
+    rows = await rig.db.read(lambda c: c.execute("SELECT * FROM commission_accruals").fetchall())
+    assert [(r["service"], r["commission_fen"]) for r in rows] == [("express_parcel", 200)]  # 2 yuan, goods
