@@ -27,6 +27,7 @@ from kiosk import i18n, problems, scans
 from kiosk.errors import SessionRequired, StaffLoginFailed, TerminalBusy, describe
 from kiosk.i18n import _
 from kiosk.sessions import SESSION_COOKIE, RequireRole, Session, Sessions
+from kiosk.close import add_close_routes
 from kiosk.payment import PaymentHub, add_payment_routes
 from kiosk.posting import add_posting_routes
 from kiosk.queue import add_queue_routes
@@ -66,6 +67,7 @@ class Kiosk:
     queue: QueueDesk | None = None  # the counter queue (None: not offered)
     payments: PaymentDesk | None = None  # payment by scanned code (None: the station takes none)
     receipt_printer: Any = None  # for payment receipts (None: receipts on screen only)
+    daily_close: Any = None  # lockers.station_ledger.DailyClose (None: no daily close here)
     pay: PaymentHub = field(init=False)
 
     def __post_init__(self) -> None:
@@ -181,6 +183,7 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
     add_technician_routes(app, page)
     add_posting_routes(app, page, kiosk)
     add_payment_routes(app, page, kiosk)
+    add_close_routes(app, page, kiosk)
     add_voice_routes(app, kiosk)
     add_queue_routes(app, page, kiosk)
 

@@ -28,7 +28,7 @@ from lockers.doors import DoorMonitor
 from lockers.errors import StorageError
 from lockers.keys import DeviceKeys
 from lockers.netcheck import Reachability, endpoint
-from lockers.station_ledger import CommissionTable, StationLedger, posting_kind
+from lockers.station_ledger import CommissionTable, DailyClose, StationLedger, posting_kind
 from lockers.payments import PaymentDesk
 from lockers.posting import PostingDesk
 from lockers.queue import QueueDesk, QueueSettings
@@ -112,6 +112,8 @@ class Station:
         keys = DeviceKeys.load_or_create(self.config.database.resolved_key_file)
         self.ledger = StationLedger(self.db, CommissionTable.from_config(self.config.payments.commissions)
                                     if self.config.payments.commissions else None, timezone=self.kiosk.timezone)
+        self.kiosk.daily_close = DailyClose(self.ledger, self.acquirers or {},
+                                            station_id=self.config.payments.station_id)
         self.custody = Custody(db=self.db, keys=keys, layout=self.config.layout(),
                                doors=DoorMonitor(self.banks), sms=self.sms,
                                settings=self.config.custody_settings())
