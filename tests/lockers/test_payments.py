@@ -536,6 +536,35 @@ async def test_reconcile_after_a_crash_at_every_step(tmp_path, monkeypatch, cras
     await r.stop()
 
 
+async def test_a_crash_between_a_refused_service_and_its_refund_is_refunded_at_start_up(tmp_path, monkeypatch):
+    """Found by the T-F1 kill -9 harness: ``paid`` (service refused) and ``reversing`` are two
+    transactions; a power cut between them must not leave the payer's money taken."""
+    r = Rig(tmp_path)
+    desk = await r.start()
+
+    def crashpoint(name: str) -> None:
+        if name == "payment.paid":
+            raise Crash(name)
+
+    def refuse(conn, order):
+        raise RuntimeError("cancelled meanwhile")
+
+    monkeypatch.setattr(pay_mod, "crashpoint", crashpoint)
+    with pytest.raises(Crash):
+        await desk.pay("posting", "1", 500, WECHAT, on_paid=refuse)
+    [row] = await r.rows()
+    assert row["state"] == "paid" and row["reason"] == "service_refused"
+    assert r.wechat.kept_money(row["out_trade_no"])
+    await r.stop()
+    monkeypatch.setattr(pay_mod, "crashpoint", lambda name: None)
+    desk = await r.start()
+    await desk.reconcile()
+    [row] = await r.rows()
+    assert row["state"] == "refunded" and not r.wechat.kept_money(row["out_trade_no"])
+    await desk.reconcile()  # a service that took its money honestly is never touched
+    await r.stop()
+
+
 # -- property: random gateway behaviour, crashes and retries ------------------------------------------------
 
 scenarios = st.builds(
