@@ -193,7 +193,10 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
     async def home(request: Request) -> HTMLResponse:
         screen = kiosk.terminal.screen
         template = {"door": "door.html", "result": "result.html"}.get(screen.name, "home.html")
-        return page(request, template)
+        receipt = None
+        if screen.result == "posted" and kiosk.posting is not None and (screen.detail or {}).get("waybill"):
+            receipt = await kiosk.posting.receipt_for(str((screen.detail or {})["waybill"]))
+        return page(request, template, receipt=receipt)
 
     @app.get("/pickup", response_class=HTMLResponse, include_in_schema=False)
     async def pickup_page(request: Request) -> Response:

@@ -106,7 +106,14 @@ def _money(fen: int) -> str:
 def _price(ctx: PromptContext) -> str:
     amount = _("The postage is %(amount)s.", amount=_money(ctx.price_fen)) if ctx.price_fen is not None \
         else _("Postage")
-    return _sentences(amount, _("Payment: at the counter. Nothing is charged before you confirm."))
+    return _sentences(amount, _("Nothing is charged before you confirm."))
+
+
+def _fee(ctx: PromptContext) -> str:
+    if ctx.price_fen is None:
+        return _sentences(_("Storage fee"))
+    return _sentences(_("Storage fee"), _money(ctx.price_fen),
+                      _("Nothing is charged before you confirm. You can also pay at the counter; your code stays valid."))
 
 
 Prompt = Callable[[PromptContext], str]
@@ -184,7 +191,10 @@ PROMPTS: dict[str, Prompt] = {
     "post/item": lambda ctx: _sentences(_("What are you sending?")),
     "post/weigh": lambda ctx: _sentences(_("Put the parcel on the scale"), _("Weighing … keep the parcel still.")),
     "post/price": _price,
+    "post/paying": lambda ctx: _sentences(_(
+        "Show the payment code of your wallet app (WeChat, Alipay or e-CNY) to the scanner.")),
     "post/printing": lambda ctx: _sentences(_("Printing your label …")),
+    "fee": _fee,
     "post/dropoff": lambda ctx: _sentences(_("Take your label and stick it on the parcel."),
                                            _("Then tap “Open a door” and put the parcel in.")),
     "queue": lambda ctx: _sentences(_("Queue for the counter"), _("Take a ticket")),
@@ -246,6 +256,10 @@ async def resolve(key: str, kiosk: Kiosk) -> tuple[str, PromptContext]:
                 step = "unavailable"
             ctx = PromptContext(price_fen=view.get("price_fen"))
         key = f"post/{step}"
+    if page == "fee":
+        fee = kiosk.pay.current_fee()
+        ctx = PromptContext(price_fen=fee.fee_fen if fee else None)
+        key = "fee"
     if key not in PROMPTS:  # also a door or result page that is no longer on screen: it reloads anyway
         raise UnknownPrompt(key)
     return key, ctx

@@ -695,6 +695,14 @@ class PostingDesk:
             dispatch_text=leaves.strftime("%m-%d %H:%M") if leaves else "",
             payment_text=await self._payment_text(row))
 
+    async def receipt_for(self, waybill: str) -> dict[str, Any] | None:
+        """The on-screen payment receipt of the posting with this waybill (None: not paid by code)."""
+        row = await self.db.read(lambda c: c.execute("SELECT * FROM postings WHERE waybill = ?", (waybill,)).fetchone())
+        if row is None or self.payments is None or row["payment_method"] not in PAYMENT_CHANNEL_NAMES:
+            return None
+        order = await self.payments.order_for("posting", str(row["id"]))
+        return self._receipt_view(row, order) if order is not None and order.paid else None
+
     def _receipt_view(self, row: sqlite3.Row, order: PaymentResult) -> dict[str, Any]:
         """The on-screen receipt: what was paid, how, the order number, and the same as a QR code
         to keep (no personal data: no name, phone or payment code)."""

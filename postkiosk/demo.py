@@ -30,6 +30,7 @@ from simulators.line_scanner import RunningLineScannerSim, run_line_scanner_sim
 from simulators.scale import run_scale_sim
 from simulators.tspl_printer import run_tspl_printer_sim
 from simulators.registry import run_simulator
+from simulators.device_panel import wallet_router
 from simulators.wall import wall_router
 
 DEMO_LOGIN = "10000001"
@@ -46,15 +47,21 @@ class DemoCredential:
 
 async def start_pay_gateway() -> tuple[Any, dict[str, Any]]:
     """The payment gateway simulator on loopback, with fresh keys, and the acquirer clients that talk
-    to it (every payment code the demo's wallets show is charged there, never anywhere real)."""
-    import secrets
-
-    from lockers.acquirers.wechat_v2 import WeChatV2Acquirer
+    to it through the same factory a real station's ``[payments.acquirers]`` goes through (every
+    payment code the demo's wallets show is charged there, never anywhere real)."""
+    from lockers.acquirers.factory import build_acquirers
     from simulators.pay_gateway import run_pay_gateway
 
-    appid, mch_id, key = "wxdemo0000000001", "1900000001", secrets.token_hex(16)
-    gateway = await run_pay_gateway(appid=appid, mch_id=mch_id, api_key=key)
-    acquirers: dict[str, Any] = {"wechat": WeChatV2Acquirer(gateway.url, appid=appid, mch_id=mch_id, api_key=key)}
+    appid, mch_id = "wxdemo0000000001", "1900000001"
+    key, agg_key = secrets.token_hex(16), secrets.token_hex(16)
+    gateway = await run_pay_gateway(appid=appid, mch_id=mch_id, api_key=key, agg_key=agg_key)
+    acquirers = build_acquirers({
+        "wechat": {"protocol": "wechat-v2", "url": gateway.url, "appid": appid, "mch_id": mch_id, "api_key": key},
+        "alipay": {"protocol": "alipay", "url": gateway.alipay_url, "app_id": gateway.alipay_app_id,
+                   "private_key": gateway.app_private_key_pem, "alipay_public_key": gateway.alipay_public_key_pem},
+        "ecny": {"protocol": "aggregator", "url": gateway.agg_url, "merchant_id": gateway.agg_merchant_id,
+                 "key": gateway.agg_key},
+    })
     return gateway, acquirers
 
 
@@ -166,5 +173,7 @@ class DemoStation:
                                        labels=lambda bank, board, channel: specs.get((bank, board, channel)),
                                        scanner=self.scanner_sim))
         app.include_router(device_router(self.device_sims, self.camera))
+        if self.pay_gateway is not None:
+            app.include_router(wallet_router(self.pay_gateway, self.scanner_sim))
         return app
 

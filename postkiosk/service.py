@@ -150,7 +150,7 @@ class Station:
         flow starts (and then every ``reconcile_seconds``, for reverses that keep failing)."""
         assert self.acquirers is not None
         cfg = self.config.payments
-        urls = [getattr(a, "url", None) or getattr(a, "base_url", None) for a in self.acquirers.values()]
+        urls = [getattr(a, "base_url", None) or getattr(a, "gateway_url", None) for a in self.acquirers.values()]
         self.network = Reachability([endpoint(str(u)) for u in urls if u], interval=cfg.check_seconds)
         await self.network.start()
         self.payments = PaymentDesk(self.db, self.acquirers, settings=cfg.settings(self.kiosk.timezone),

@@ -144,3 +144,51 @@ def _renumber(id_number: str, birth: dt.date) -> str:
 
     body = f"{id_number[:6]}{birth:%Y%m%d}{id_number[14:17]}"
     return body + resident_id_check_char(body)
+
+
+#: payment code shapes the simulated wallets show (rules-and-identifiers.md §3.3)
+WALLET_CODES = {"wechat": ("13", 18), "alipay": ("28", 18), "ecny": ("01", 19), "unionpay": ("62", 19)}
+
+
+class WalletIn(BaseModel):
+    kind: str = Field("success", description="how the gateway answers: success, userpaying, notenough, "
+                      "systemerror, timeout, ... (simulators.pay_gateway.Scenario)")
+    then: str = "success"
+    after_queries: int | None = Field(None, ge=0, le=100)
+    after_seconds: float | None = Field(None, ge=0, le=600)
+
+
+def wallet_router(gateway: Any, scanner: Any, *, seed: int | None = None) -> APIRouter:
+    """A resident's phone: ``POST /sim/api/wallet/{channel}`` makes a fresh payment code of that
+    wallet, tells the gateway simulator how to answer it, and shows it to the simulated scanner.
+    ``GET /sim/api/wallet/ledger`` is the gateway's record (charges and refunds per order)."""
+    from simulators.pay_gateway import Scenario
+
+    router = APIRouter()
+    rng = random.Random(seed)
+
+    @router.post("/sim/api/wallet/{channel}", name="sim_wallet_pay")
+    async def show_code(channel: str, body: WalletIn | None = None) -> dict[str, Any]:
+        if channel not in WALLET_CODES:
+            raise HTTPException(404, f"no wallet {channel!r}; known: {', '.join(WALLET_CODES)}")
+        body = body or WalletIn()
+        try:
+            scenario = Scenario(kind=body.kind, then=body.then, after_queries=body.after_queries,
+                                after_seconds=body.after_seconds)
+        except ValueError as err:
+            raise HTTPException(422, str(err)) from err
+        prefix, length = WALLET_CODES[channel]
+        code = prefix + "".join(str(rng.randrange(10)) for _ in range(length - len(prefix)))
+        gateway.script(scenario, auth_code=code)
+        if scanner is None:
+            raise HTTPException(404, "no simulated scanner")
+        scanner.scan(code)
+        return {"channel": channel, "last4": code[-4:], "kind": body.kind}
+
+    @router.get("/sim/api/wallet/ledger", name="sim_wallet_ledger")
+    async def ledger() -> list[dict[str, Any]]:
+        return [{"out_trade_no": o.out_trade_no, "amount_fen": o.total_fee, "state": o.trade_state,
+                 "charges": o.charges, "refunds": o.refunds, "last4": o.code_tail}
+                for o in gateway.orders.values()]
+
+    return router

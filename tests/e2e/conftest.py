@@ -90,8 +90,9 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture
-def kiosk_service(tmp_path: Path):
-    """The real service on a free port; fails the test if it does not come up or dies meanwhile."""
+def kiosk_service(request, tmp_path: Path):
+    """The real service on a free port; fails the test if it does not come up or dies meanwhile.
+    ``@pytest.mark.service_env(NAME=value, ...)`` adds environment settings (``POSTKIOSK_...``)."""
     port = _free_port()
     database = tmp_path / "var" / "postkiosk.sqlite3"
     log = tmp_path / "service.log"
@@ -100,6 +101,9 @@ def kiosk_service(tmp_path: Path):
     env["POSTKIOSK_DATABASE__PATH"] = str(database)
     env["PYTHONUNBUFFERED"] = "1"
     env["COLUMNS"] = "200"  # keep rich from wrapping the banner
+    marker = request.node.get_closest_marker("service_env")
+    if marker is not None:
+        env.update({k: str(v) for k, v in marker.kwargs.items()})
     with log.open("wb") as out:
         process = subprocess.Popen(_command(port), cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL)

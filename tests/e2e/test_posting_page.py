@@ -287,6 +287,7 @@ class PostingRun:
     def __init__(self, kiosk: Page, base_url: str, story: Story, privacy: Privacy) -> None:
         self.kiosk, self.base_url, self.story, self.privacy = kiosk, base_url, story, privacy
         self.meter = Meter(kiosk, base_url)
+        self.paid_with: dict[str, Any] | None = None  # the wallet's answer when paid by code
 
     def screen(self, name: str, shot: str, minimum: int = MIN_TARGET) -> None:
         expect(self.kiosk.locator("html")).to_have_attribute("lang", "zh-Hans")
@@ -342,10 +343,22 @@ class PostingRun:
         expect(k.get_by_test_id("promise")).to_have_text(re.compile(r"\d\d:\d\d"))
         self.screen("price", f"{shot_prefix}price")
 
-    def confirm_and_print(self, shot_prefix: str) -> tuple[str, str]:
-        """Confirm the price: the label prints, a door opens. Returns (waybill, compartment)."""
+    def confirm_and_print(self, shot_prefix: str, wallet: str | None = None) -> tuple[str, str]:
+        """Confirm the price (pay at the counter, or with ``wallet``'s payment code shown to the
+        scanner): the label prints, a door opens. Returns (waybill, compartment)."""
         k, m = self.kiosk, self.meter
-        t = m.tap(k.get_by_test_id("confirm"), "confirm")
+        self.paid_with = None
+        if wallet is None:
+            t = m.tap(k.get_by_test_id("confirm"), "confirm")
+        else:
+            t = m.tap(k.get_by_test_id("pay-by-code"), "pay-by-code")
+            expect(k.get_by_test_id("scan-payment-code")).to_be_visible()
+            m.record("asks for the payment code", "tap", t, m.screen_loaded(t, page="post", step="paying"))
+            self.screen("pay by code", f"{shot_prefix}paying")
+            t0 = time.time()  # the resident's phone shows a fresh code to the scanner (the device panel)
+            self.paid_with = sim_post(self.base_url, f"/sim/api/wallet/{wallet}", {"kind": "success"})
+            m.devices.append({"action": f"{wallet} payment code shown", "call_ms": round((time.time() - t0) * 1000, 1)})
+            t = time.time() * 1000
         # the printing screen may be skipped when the label is out before the page reloads
         expect(k.get_by_test_id("compartment")).to_have_text(re.compile(r"^[A-Z]\d\d$"), timeout=20_000)
         m.record("label printed, door open", "tap", t, m.screen_loaded(t, page="door"))
@@ -360,6 +373,11 @@ class PostingRun:
         assert S10.match(waybill), waybill
         assert codes.get("QRCode"), f"a QR code on the label: {codes}"
         assert any(waybill in text for text in codes["QRCode"]), codes
+        if wallet is not None:
+            ledger = json.loads(sim_get(self.base_url, "/sim/api/wallet/ledger"))
+            mine = [o for o in ledger if o["last4"] == self.paid_with["last4"]]
+            assert len(mine) == 1 and mine[0]["charges"] == 1 and mine[0]["refunds"] == 0, ledger
+            assert mine[0]["state"] == "SUCCESS", mine
         return waybill, compartment
 
     def drop_off(self, shot_prefix: str, waybill: str, compartment: str) -> None:
@@ -372,6 +390,9 @@ class PostingRun:
         m.record("posted", "device", t, m.screen_loaded(t, page="result", result="posted"))
         expect(k.get_by_test_id("result-text")).to_contain_text(waybill)
         expect(k.get_by_test_id("result-text")).to_contain_text(compartment)
+        if self.paid_with:  # the receipt to keep, on screen: wallet, last 4, order number
+            expect(k.get_by_test_id("receipt")).to_contain_text(self.paid_with["last4"])
+            expect(k.get_by_test_id("receipt-qr")).to_be_visible()
         # when it leaves: the collection's date and time, in the station's clock
         expect(k.get_by_test_id("result-text")).to_have_text(re.compile(r"\d+月\d+日 \d{2}:\d{2}"))
         self.screen("posted", f"{shot_prefix}posted")
@@ -461,7 +482,7 @@ def test_resident_posts_a_parcel_then_posts_again_with_fewer_entries(kiosk, kios
     # ---- item, weigh, price, confirm: the label
     run.choose_item("first-")
     run.weigh("first-", grams=1250)
-    waybill, compartment = run.confirm_and_print("first-")
+    waybill, compartment = run.confirm_and_print("first-", wallet="wechat")
     label_in_hand = time.monotonic() - started
     taps_to_label = len(m.taps)
     expect(k.get_by_test_id("compartment")).to_have_text(compartment)
@@ -496,7 +517,7 @@ def test_resident_posts_a_parcel_then_posts_again_with_fewer_entries(kiosk, kios
     m.record("item", "tap", t, m.screen_loaded(t, page="post", step="item"))
     run.choose_item("again-", category="documents")
     run.weigh("again-", grams=300)
-    waybill2, compartment2 = run.confirm_and_print("again-")
+    waybill2, compartment2 = run.confirm_and_print("again-", wallet="alipay")
     label_in_hand = time.monotonic() - started
     taps_to_label2 = len(m.taps)
     assert waybill2 != waybill
