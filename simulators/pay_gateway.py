@@ -73,6 +73,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from fastapi import FastAPI, Request, Response
+from starlette.requests import ClientDisconnect
 
 log = logging.getLogger(__name__)
 
@@ -815,7 +816,11 @@ def build_app(gateway: PayGateway) -> FastAPI:
 
     async def _serve(handler, request: Request,  # type: ignore[no-untyped-def]
                      media_type: str = "text/xml") -> Response:
-        status, body = await handler(await request.body())
+        try:
+            data = await request.body()
+        except ClientDisconnect:  # the client went away mid-request (a killed kiosk): nothing arrived
+            return Response(status_code=499)
+        status, body = await handler(data)
         return Response(body, status_code=status, media_type=media_type)
 
     @app.post("/pay/micropay")
