@@ -68,6 +68,7 @@ class Kiosk:
     payments: PaymentDesk | None = None  # payment by scanned code (None: the station takes none)
     receipt_printer: Any = None  # for payment receipts (None: receipts on screen only)
     daily_close: Any = None  # lockers.station_ledger.DailyClose (None: no daily close here)
+    bills: Any = None  # lockers.bills.BillDesk (None: bill payment not offered)
     pay: PaymentHub = field(init=False)
 
     def __post_init__(self) -> None:
@@ -196,7 +197,7 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
         receipt = None
         if screen.result == "posted" and kiosk.posting is not None and (screen.detail or {}).get("waybill"):
             receipt = await kiosk.posting.receipt_for(str((screen.detail or {})["waybill"]))
-        return page(request, template, receipt=receipt)
+        return page(request, template, receipt=receipt, bills_offered=kiosk.bills is not None)
 
     @app.get("/pickup", response_class=HTMLResponse, include_in_schema=False)
     async def pickup_page(request: Request) -> Response:

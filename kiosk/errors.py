@@ -10,7 +10,9 @@ from typing import Any
 
 from kiosk.i18n import _
 from lockers import errors as e
+from lockers.payments import AlreadyPaid, ChannelUnavailable, PaymentPending, PaymentsOffline
 from lockers.posting import PostingRefused, PostingUnavailable
+from lockers.station_ledger import InsufficientPrepaidBalance
 
 
 class SessionRequired(Exception):
@@ -117,6 +119,19 @@ def describe(err: Exception) -> tuple[int, dict[str, Any]]:
         case e.NotAllowed():
             status = 403
             body["message"] = _("You are not allowed to do this.")
+        case InsufficientPrepaidBalance():
+            status = 409
+            body["message"] = _("Bill payment is not possible right now: the station's prepaid balance is too low. "
+                                "Nothing was charged. Staff: please top up the prepaid balance.")
+        case PaymentsOffline():
+            status = 503
+            body["message"] = _("Paying by phone is not possible right now: the network is down.")
+        case ChannelUnavailable():
+            status = 422
+            body["message"] = _("This wallet is not accepted here. Please use WeChat Pay, Alipay or e-CNY.")
+        case PaymentPending() | AlreadyPaid():
+            status = 409
+            body["message"] = _("An earlier payment for this is not settled yet. Please ask the staff before paying again.")
         case e.FlowConflict():
             status = 409
             body["message"] = _("This step is already over.")

@@ -24,12 +24,14 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
 
 from hal.codes import PaymentCode
 from kiosk.errors import TerminalBusy
+from lockers.bills import BILL_SERVICES, BillQuote
 from lockers.custody import FEE_PURPOSE
 from lockers.errors import CustodyError, FeeDue, FlowConflict
-from lockers.payments import PaymentError, PaymentResult
+from lockers.payments import PaymentError, PaymentResult, PaymentsOffline
 
 if TYPE_CHECKING:
     from kiosk.app import Kiosk
@@ -39,6 +41,22 @@ log = logging.getLogger(__name__)
 #: how long an unpaid fee page waits before it forgets the fee (the code must be entered again)
 FEE_PAGE_SECONDS = 300.0
 WALLETS = {"wechat": "微信支付", "alipay": "支付宝", "unionpay": "云闪付", "ecny": "数字人民币"}
+
+
+@dataclass
+class BillSession:
+    """A bill the resident is paying now (a quote recorded masked; the number in memory only)."""
+
+    quote: BillQuote
+    started: float
+    state: str = "scan"  # scan | charging | failed | done
+    reason: str | None = None
+    result: dict[str, Any] | None = None
+
+    def public(self) -> dict[str, Any]:
+        q = self.quote
+        return {"service": q.service, "account": q.account_masked, "amount_fen": q.amount_fen,
+                "state": self.state, "reason": self.reason, "result": self.result}
 
 
 @dataclass
@@ -63,6 +81,7 @@ class PaymentHub:
     def __init__(self, kiosk: Kiosk) -> None:
         self.kiosk = kiosk
         self.fee: FeeSession | None = None
+        self.bill: BillSession | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -93,7 +112,7 @@ class PaymentHub:
         if fee is None:
             raise FlowConflict("no fee to pay (enter the pickup code again)")
         if not self.available:
-            raise PaymentUnavailable()
+            raise PaymentsOffline("payments are not available now")
         if fee.state != "charging":
             fee.state, fee.reason = "scan", None
         return fee
@@ -128,6 +147,55 @@ class PaymentHub:
             kiosk.terminal.door_flow("pickup", door)
         self._spawn_receipt(result, "保管费")
 
+    # ------------------------------------------------------------------ bills (agency payments)
+
+    async def quote_bill(self, service: str, account: str, amount_fen: int) -> BillSession:
+        """Check the bill and the station's prepaid balance (refused at once when staff must top up),
+        then ask for the payment code."""
+        bills = self.kiosk.bills
+        if bills is None:
+            raise FlowConflict("bill payment is not offered at this station")
+        if not self.available:
+            raise PaymentsOffline("payments are not available now")
+        if self.bill is not None and self.bill.state == "charging":
+            raise FlowConflict("a payment is under way: wait for its answer")
+        quote = await bills.quote(service, account, amount_fen)
+        self.bill = BillSession(quote, time.monotonic())
+        return self.bill
+
+    def current_bill(self) -> BillSession | None:
+        bill = self.bill
+        if bill is not None and bill.state != "charging" and time.monotonic() - bill.started > FEE_PAGE_SECONDS:
+            self.bill = bill = None
+        return bill
+
+    def end_bill(self) -> None:
+        if self.bill is not None and self.bill.state == "charging":
+            raise FlowConflict("a payment is under way: wait for its answer")
+        self.bill = None
+
+    async def _charge_bill(self, bill: BillSession, auth_code: str) -> None:
+        bills = self.kiosk.bills
+        assert bills is not None
+        try:
+            result = await bills.pay(bill.quote, auth_code)
+        except CustodyError as err:  # nothing was charged (an unknown wallet, offline, balance low...)
+            bill.state, bill.reason = "failed", err.code
+            self._changed_bill()
+            return
+        if result.state == "not_paid":
+            bill.state, bill.reason = "failed", result.reason
+        else:
+            bill.state, bill.reason = "done", result.reason
+            bill.result = {"state": result.state, "order_no": result.order_no, "receipt_no": result.receipt_no}
+            if result.state == "credited" and result.payment is not None:
+                self._spawn_receipt(result.payment, "代缴费用")
+        self._changed_bill()
+
+    def _changed_bill(self) -> None:
+        bill = self.bill
+        self.kiosk.terminal.publish("payment", bill.public() if bill else {"state": None})
+
     # ------------------------------------------------------------------ any payment code
 
     async def take(self, read: PaymentCode) -> None:
@@ -135,6 +203,12 @@ class PaymentHub:
         posting = self.kiosk.posting
         if posting is not None and posting.live is not None and posting.live.paying in ("scan", "failed"):
             await posting.take_payment_code(read.code)
+            return
+        bill = self.current_bill()
+        if bill is not None and bill.state in ("scan", "failed"):
+            bill.state, bill.reason = "charging", None
+            self._changed_bill()
+            self._task = asyncio.create_task(self._charge_bill(bill, read.code), name="bill-charge")
             return
         fee = self.current_fee()
         if fee is not None and fee.state in ("scan", "failed"):
@@ -161,15 +235,6 @@ class PaymentHub:
             "payment receipt not printed: %s", type(t.exception()).__name__))
 
 
-class PaymentUnavailable(CustodyError):
-    """No paid flow starts: payments are not configured or the network is down (T-F2)."""
-
-    code = "payments_offline"
-
-    def __init__(self) -> None:
-        super().__init__("payments are not available now")
-
-
 def receipt_lines(kiosk: Kiosk, result: PaymentResult, what: str, at: float | None = None) -> list[str]:
     """A payment receipt as text: station, what was paid, amount, wallet and last 4 digits, order
     number, time. Never the full payment code."""
@@ -188,6 +253,16 @@ async def print_payment_receipt(printer: Any, kiosk: Kiosk, result: PaymentResul
         return
     lines = receipt_lines(kiosk, result, what)
     await asyncio.wait_for(printer.print_job([*lines, QrCode(" ".join(lines[1:])), "请保留本凭证"]), timeout=30)
+
+
+#: the amounts a resident picks from on the bill page (fen)
+BILL_AMOUNTS_FEN = (3000, 5000, 10000, 20000)
+
+
+class BillIn(BaseModel):
+    service: str = Field(max_length=32, description="phone_bill, water_bill, electricity_bill or gas_bill")
+    account: str = Field(max_length=40, description="the mobile number, or the utility account number")
+    amount_fen: int = Field(gt=0, le=500_000)
 
 
 def add_payment_routes(app: FastAPI, page: Any, kiosk: Kiosk) -> None:
@@ -212,6 +287,37 @@ def add_payment_routes(app: FastAPI, page: Any, kiosk: Kiosk) -> None:
     async def fee_pay() -> dict[str, Any]:
         """The resident agreed to pay the fee shown: the page now asks for the payment code."""
         return hub.ask_code().public()
+
+    @app.get("/bills", response_class=HTMLResponse, include_in_schema=False)
+    async def bills_page(request: Request) -> Response:
+        if kiosk.bills is None or kiosk.terminal.busy:
+            return RedirectResponse("/", status_code=303)
+        bill = hub.current_bill()
+        return page(request, "bills.html", bill=bill.public() if bill else None, available=hub.available,
+                    services=list(BILL_SERVICES), amounts=BILL_AMOUNTS_FEN)
+
+    @app.get("/api/bills", tags=["resident"])
+    async def bill_state() -> dict[str, Any]:
+        """The bill being paid now (service, masked account, amount, payment state), or 409."""
+        bill = hub.current_bill()
+        if bill is None:
+            raise FlowConflict("no bill is being paid")
+        return bill.public()
+
+    @app.post("/api/bills", tags=["resident"])
+    async def start_bill(body: BillIn) -> dict[str, Any]:
+        """Check a bill (service, phone or account number, amount) and the station's prepaid balance;
+        then the page asks for the payment code. Refused (409, ``prepaid_balance_low``) when the
+        station's balance cannot cover it: staff must top up first."""
+        if kiosk.terminal.busy:
+            raise TerminalBusy()
+        return (await hub.quote_bill(body.service, body.account, body.amount_fen)).public()
+
+    @app.post("/api/bills/end", tags=["resident"])
+    async def end_bill() -> dict[str, Any]:
+        """Leave the bill (before paying: nothing is charged; after: the screen is done)."""
+        hub.end_bill()
+        return {"state": None}
 
     @app.post("/api/fee/cancel", tags=["resident"])
     async def fee_cancel() -> dict[str, Any]:

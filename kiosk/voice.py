@@ -195,6 +195,8 @@ PROMPTS: dict[str, Prompt] = {
         "Show the payment code of your wallet app (WeChat, Alipay or e-CNY) to the scanner.")),
     "post/printing": lambda ctx: _sentences(_("Printing your label …")),
     "fee": _fee,
+    "bills": lambda ctx: _sentences(_("Pay a bill"), _("1. What do you want to pay?"),
+                                    _("2. Mobile number or account number"), _("3. How much?")),
     "post/dropoff": lambda ctx: _sentences(_("Take your label and stick it on the parcel."),
                                            _("Then tap “Open a door” and put the parcel in.")),
     "queue": lambda ctx: _sentences(_("Queue for the counter"), _("Take a ticket")),

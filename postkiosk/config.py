@@ -354,6 +354,11 @@ class PaymentsConfig(_Frozen):
     check_seconds: float = Field(15.0, ge=1)
     reconcile_seconds: float = Field(60.0, ge=5)
     commissions: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: how bills paid at the kiosk reach the phone company or utility: "none" (bill payment is not
+    #: offered) or "simulated" (the demo's stand-in; no real biller is integrated yet)
+    biller: Literal["none", "simulated"] = "none"
+    #: how far below zero the prepaid balance may go for agency payments (the operator's rule: 0)
+    credit_limit_fen: int = Field(0, ge=0)
 
     @property
     def enabled(self) -> bool:
@@ -459,7 +464,7 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
     else:
         data.update(DEMO_DEVICES)
         data["web"] = {"api_docs": True}
-        data["payments"] = {"simulate": True, "station_id": "DEMO"}
+        data["payments"] = {"simulate": True, "station_id": "DEMO", "biller": "simulated"}
         data["station"] = {"fee_per_day_fen": 100, "fee_cap_fen": 500}
     return Config(**data)
 

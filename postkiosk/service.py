@@ -109,9 +109,10 @@ class Station:
             await bank.open()
         for device in self.peripherals.values():
             await device.open()
-        keys = DeviceKeys.load_or_create(self.config.database.resolved_key_file)
+        keys = self.keys = DeviceKeys.load_or_create(self.config.database.resolved_key_file)
         self.ledger = StationLedger(self.db, CommissionTable.from_config(self.config.payments.commissions)
-                                    if self.config.payments.commissions else None, timezone=self.kiosk.timezone)
+                                    if self.config.payments.commissions else None, timezone=self.kiosk.timezone,
+                                    credit_limit_fen=self.config.payments.credit_limit_fen)
         self.kiosk.daily_close = DailyClose(self.ledger, self.acquirers or {},
                                             station_id=self.config.payments.station_id)
         self.custody = Custody(db=self.db, keys=keys, layout=self.config.layout(),
@@ -160,6 +161,10 @@ class Station:
         except Exception:  # the periodic pass tries again; flows only ever act on "paid"
             log.exception("payment reconciliation at start-up failed")
         self.kiosk.payments = self.payments
+        if cfg.biller == "simulated":
+            from lockers.bills import BillDesk, SimulatedBiller
+
+            self.kiosk.bills = BillDesk(self.db, self.keys, self.payments, self.ledger, SimulatedBiller())
         if "receipt_printer" in self.peripherals:
             self.kiosk.receipt_printer = self.peripherals["receipt_printer"].device
         self._reconciling = asyncio.create_task(self._reconcile_payments(cfg.reconcile_seconds),

@@ -21,7 +21,7 @@ RESIDENT_ROUTES = {"/healthz", "/api/pickups", "/api/screen", "/api/screen/dismi
                    "/api/posting/dropoff", "/api/posting/cancel", "/api/posting/label.png",
                    # paying by payment code: the posting's pay step and the storage-fee page
                    "/api/posting/pay", "/api/posting/pay/back", "/fee", "/api/fee", "/api/fee/pay",
-                   "/api/fee/cancel",
+                   "/api/fee/cancel", "/bills", "/api/bills", "/api/bills/end",
                    # the staff's close page checks the session itself (login prompt without one)
                    "/staff/close"}
 
