@@ -360,6 +360,20 @@ class PaymentsConfig(_Frozen):
     #: how far below zero the prepaid balance may go for agency payments (the operator's rule: 0)
     credit_limit_fen: int = Field(0, ge=0)
 
+    @model_validator(mode="after")
+    def _parts_valid(self) -> PaymentsConfig:
+        from lockers.acquirers.factory import PROTOCOLS
+        from lockers.station_ledger import CommissionTable
+
+        if self.commissions:
+            CommissionTable.from_config(self.commissions)
+        for channel, table in self.acquirers.items():
+            if table.get("protocol") not in PROTOCOLS:
+                raise ValueError(f"payments.acquirers.{channel}: protocol must be one of {', '.join(PROTOCOLS)}")
+        if self.query_interval > self.give_up_after:
+            raise ValueError("payments: query_interval is longer than give_up_after")
+        return self
+
     @property
     def enabled(self) -> bool:
         return self.simulate or bool(self.acquirers)

@@ -21,7 +21,8 @@ from playwright.sync_api import Browser
 
 from kiosk.i18n import LANGUAGES
 
-SCREENS = ("/", "/pickup", "/courier", "/help", "/post", "/post/catalogue", "/problem/printer_paper_out", "/queue", "/queue?step=priority")
+SCREENS = ("/", "/pickup", "/courier", "/help", "/post", "/post/catalogue", "/problem/printer_paper_out", "/queue", "/queue?step=priority",
+           "/bills", "/problem/payments_offline")
 COURIER_SCREENS = ("/courier/deposit", "/courier/retrieve")
 VIEWPORTS = ((800, 480), (1280, 800))
 
