@@ -131,6 +131,7 @@ def create_app(kiosk: Kiosk, *, on_start: Callable[[], Awaitable[None]] | None =
                                   ngettext=lambda s, p, n, **kw: i18n.ngettext(s, p, n, **kw), newstyle=True)
     env.filters.update(i18n.jinja_filters(kiosk.timezone))  # money, date, time, datetime, local_time
     env.globals["problem"] = problems.problem
+    env.globals["payment_problem"] = problems.payment_problem
     templates = Jinja2Templates(env=env)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 

@@ -134,7 +134,8 @@ class PaymentHub:
             return
         if not result.paid:
             fee.state = "failed"
-            fee.reason = "payment_unsettled" if result.state == "retry" else (result.reason or result.state)
+            fee.reason = {"retry": "payment_unsettled", "refunded": "payment_refunded"}.get(
+                result.state, result.reason or result.state)
             self._changed()
             return
         self.fee = None

@@ -48,6 +48,10 @@ def _table() -> dict[str, tuple[str, str]]:
         "payment_unsettled": (_("The payment could not be settled yet."),
                               _("If money was taken, it is returned to your wallet automatically. "
                                 "Please ask the staff before paying again.")),
+        "payment_refunded": (_("The payment could not be completed."),
+                             _("The money taken is returned to your wallet. Please try again or pay at the counter.")),
+        "wallet_not_accepted": (_("This wallet is not accepted here."),
+                                _("Nothing was charged. Please use WeChat Pay, Alipay or e-CNY, or pay at the counter.")),
         "payments_offline": (_("Paying by phone is not possible right now: the network is down."),
                              _("Please pay at the counter. Picking up and delivering parcels work as usual.")),
         "camera_down": (_("The surveillance camera is not working."),
@@ -68,6 +72,20 @@ def problem(key: str | None) -> Problem | None:
         return None
     entry = _table().get(key)
     return Problem(key, *entry) if entry else None
+
+
+#: why a payment by code failed (an error code or a gateway reason) -> the problem the screen shows
+PAYMENT_REASONS = {"payment_unsettled": "payment_unsettled", "payment_refunded": "payment_refunded", "payment_channel_unavailable": "wallet_not_accepted",
+                   "payment_code_unknown": "wallet_not_accepted", "payments_offline": "payments_offline",
+                   "payment_pending": "payment_unsettled"}
+
+
+def payment_problem(reason: str | None) -> Problem:
+    """The problem a failed payment shows: nothing charged (the default), a wallet not accepted, a
+    payment not settled yet, or no network."""
+    found = problem(PAYMENT_REASONS.get(reason or "", "payment_not_confirmed"))
+    assert found is not None
+    return found
 
 
 #: the posting page's status keys -> problems (lockers.posting uses its own words for its state)

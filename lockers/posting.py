@@ -631,7 +631,8 @@ class PostingDesk:
         if not result.paid:
             live.paying = "failed"
             # a charge whose reverse is still open: no new code for this posting until it is settled
-            live.pay_reason = "payment_unsettled" if result.state == "retry" else (result.reason or result.state)
+            live.pay_reason = {"retry": "payment_unsettled", "refunded": "payment_refunded"}.get(
+                result.state, result.reason or result.state)
             self._message("payment_failed")
             return
         live.paying = None

@@ -38,3 +38,13 @@ async def test_each_problem_is_a_screen_with_the_station_phone(kiosk_station):
         assert r.status_code == 200, key
         assert f'data-problem="{key}"' in r.text and "0571-12345678" in r.text
     assert (await kiosk_station.client.get("/problem/nonsense")).status_code == 404
+
+
+def test_a_failed_payment_says_what_happened_to_the_money():
+    from kiosk.problems import payment_problem
+
+    assert payment_problem(None).key == "payment_not_confirmed"  # nothing was charged
+    assert payment_problem("NOTENOUGH").key == "payment_not_confirmed"
+    assert payment_problem("payment_refunded").key == "payment_refunded"  # taken, and given back
+    assert payment_problem("payment_unsettled").key == "payment_unsettled"  # a reverse still open
+    assert payment_problem("payment_channel_unavailable").key == "wallet_not_accepted"

@@ -109,7 +109,9 @@ def test_the_service_listens_only_on_loopback(service):
     mine = [line for line in listening.splitlines() if f"pid={service['proc'].pid}," in line]
     assert mine, listening
     addresses = {re.split(r"\s+", line.strip())[3] for line in mine}
-    assert addresses == {f"127.0.0.1:{service['port']}"}
+    assert f"127.0.0.1:{service['port']}" in addresses
+    # the demo's payment gateway simulator runs in the same process, also on loopback only
+    assert len(addresses) <= 2 and all(a.startswith("127.0.0.1:") for a in addresses), addresses
 
 
 def test_listening_on_the_lan_without_tls_is_refused(tmp_path):
