@@ -82,6 +82,8 @@ class PaymentHub:
         self.kiosk = kiosk
         self.fee: FeeSession | None = None
         self.bill: BillSession | None = None
+        #: which flow asked for a payment code last ("posting", "fee", "bill"): a code goes there first
+        self.asking: str | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -115,6 +117,7 @@ class PaymentHub:
             raise PaymentsOffline("payments are not available now")
         if fee.state != "charging":
             fee.state, fee.reason = "scan", None
+        self.asking = "fee"
         return fee
 
     def cancel_fee(self) -> None:
@@ -162,6 +165,7 @@ class PaymentHub:
             raise FlowConflict("a payment is under way: wait for its answer")
         quote = await bills.quote(service, account, amount_fen)
         self.bill = BillSession(quote, time.monotonic())
+        self.asking = "bill"
         return self.bill
 
     def current_bill(self) -> BillSession | None:
@@ -200,25 +204,34 @@ class PaymentHub:
     # ------------------------------------------------------------------ any payment code
 
     async def take(self, read: PaymentCode) -> None:
-        """A payment code read while a page asks for one: to the posting, or to the fee."""
-        posting = self.kiosk.posting
-        if posting is not None and posting.live is not None and posting.live.paying in ("scan", "failed"):
-            await posting.take_payment_code(read.code)
-            return
-        bill = self.current_bill()
-        if bill is not None and bill.state in ("scan", "failed"):
-            bill.state, bill.reason = "charging", None
-            self._changed_bill()
-            self._task = asyncio.create_task(self._charge_bill(bill, read.code), name="bill-charge")
-            return
-        fee = self.current_fee()
-        if fee is not None and fee.state in ("scan", "failed"):
-            if self.kiosk.terminal.busy:
-                raise TerminalBusy()
-            fee.state, fee.reason = "charging", None
-            self._changed()
-            self._task = asyncio.create_task(self._charge_fee(fee, read.code), name="fee-charge")
-            return
+        """A payment code read while a page asks for one: to the flow that asked last (the posting's
+        pay step, the fee, or the bill), else to whichever is waiting for one."""
+        order = ["posting", "bill", "fee"]
+        if self.asking in order:
+            order.remove(self.asking)
+            order.insert(0, self.asking)
+        for flow in order:
+            if flow == "posting":
+                posting = self.kiosk.posting
+                if posting is not None and posting.live is not None and posting.live.paying in ("scan", "failed"):
+                    await posting.take_payment_code(read.code)
+                    return
+            elif flow == "bill":
+                bill = self.current_bill()
+                if bill is not None and bill.state in ("scan", "failed"):
+                    bill.state, bill.reason = "charging", None
+                    self._changed_bill()
+                    self._task = asyncio.create_task(self._charge_bill(bill, read.code), name="bill-charge")
+                    return
+            else:
+                fee = self.current_fee()
+                if fee is not None and fee.state in ("scan", "failed"):
+                    if self.kiosk.terminal.busy:
+                        raise TerminalBusy()
+                    fee.state, fee.reason = "charging", None
+                    self._changed()
+                    self._task = asyncio.create_task(self._charge_fee(fee, read.code), name="fee-charge")
+                    return
         raise FlowConflict("nothing is waiting for a payment")
 
     def _changed(self) -> None:

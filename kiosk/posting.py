@@ -133,7 +133,10 @@ def add_posting_routes(app: FastAPI, page: Callable[..., HTMLResponse], kiosk: K
     async def pay_by_code() -> dict[str, Any]:
         """Pay with a payment code: the screen asks for the code; nothing is charged until one is
         scanned. With no network the answer says so (``message: payments_offline``)."""
-        return await desk().choose_code_payment()
+        view = await desk().choose_code_payment()
+        if view.get("paying") == "scan":
+            kiosk.pay.asking = "posting"  # a payment code read now is for this posting
+        return view
 
     @app.post("/api/posting/pay/back", tags=["resident"])
     async def pay_back() -> dict[str, Any]:
