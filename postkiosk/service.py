@@ -27,7 +27,7 @@ from lockers.diagnostics import Diagnostics
 from lockers.doors import DoorMonitor
 from lockers.errors import StorageError
 from lockers.keys import DeviceKeys
-from lockers.netcheck import Reachability, endpoint
+from hal.netcheck import Reachability, endpoint
 from lockers.station_ledger import CommissionTable, DailyClose, StationLedger, posting_kind
 from lockers.payments import PaymentDesk
 from lockers.posting import PostingDesk

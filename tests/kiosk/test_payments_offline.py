@@ -10,7 +10,7 @@ import dataclasses
 import pytest
 
 from lockers.acquirers.wechat_v2 import WeChatV2Acquirer
-from lockers.netcheck import Reachability, endpoint
+from hal.netcheck import Reachability, endpoint
 from lockers.payments import PaymentDesk, PaymentSettings
 from simulators.pay_gateway import run_pay_gateway
 from tests.kiosk.test_api import login, stored_parcel

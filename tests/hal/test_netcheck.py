@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from lockers.netcheck import Reachability, endpoint
+from hal.netcheck import Reachability, endpoint
 
 
 def free_port() -> int:
