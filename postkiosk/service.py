@@ -147,19 +147,18 @@ class Station:
             self._scans = asyncio.create_task(self._route_scans(router), name="scanner")
 
     async def _start_payments(self) -> None:
-        """The payment desk: orders a power cut left open are driven to a final state before any
-        flow starts (and then every ``reconcile_seconds``, for reverses that keep failing)."""
+        """The payment desk, and the task that drives orders a power cut left open to a final state:
+        at once, then every ``reconcile_seconds`` (for reverses that keep failing). It runs in the
+        background (a reverse waits until 15 s after its pay call): no service depends on it, since
+        a service is only ever given in the transaction that commits ``paid``, which reconciliation
+        never does; a new payment for a service whose order is still open is refused meanwhile."""
         assert self.acquirers is not None
         cfg = self.config.payments
-        urls = [getattr(a, "base_url", None) or getattr(a, "gateway_url", None) for a in self.acquirers.values()]
-        self.network = Reachability([endpoint(str(u)) for u in urls if u], interval=cfg.check_seconds)
+        self.network = Reachability([endpoint(a.endpoint) for a in self.acquirers.values()],
+                                    interval=cfg.check_seconds)
         await self.network.start()
         self.payments = PaymentDesk(self.db, self.acquirers, settings=cfg.settings(self.kiosk.timezone),
                                     online=self.network.online)
-        try:
-            await self.payments.reconcile()
-        except Exception:  # the periodic pass tries again; flows only ever act on "paid"
-            log.exception("payment reconciliation at start-up failed")
         self.kiosk.payments = self.payments
         if cfg.biller == "simulated":
             from lockers.bills import BillDesk, SimulatedBiller
@@ -173,11 +172,11 @@ class Station:
     async def _reconcile_payments(self, every: float) -> None:
         assert self.payments is not None
         while True:
-            await asyncio.sleep(every)
             try:
                 await self.payments.reconcile()
-            except Exception:
+            except Exception:  # the next pass tries again
                 log.exception("payment reconciliation failed")
+            await asyncio.sleep(every)
 
     def _posting_desk(self, keys: DeviceKeys) -> PostingDesk:
         """The posting flow on this station's devices; the surveillance gate is the camera's health."""

@@ -9,6 +9,7 @@ maps its protocol's codes onto these few outcomes; the rule that matters is that
 Backends must implement::
 
     channel: str                       # "wechat", "alipay", "ecny"
+    endpoint: str                      # the gateway's base URL (the network check dials its host)
     async def pay(order_no, amount_fen, auth_code, subject) -> AcquirerAnswer
     async def query(order_no) -> AcquirerAnswer
     async def reverse(order_no) -> ReverseAnswer
@@ -64,6 +65,7 @@ class Acquirer(Protocol):
     """The interface every backend provides (structural; backends need not inherit)."""
 
     channel: str
+    endpoint: str
 
     async def pay(
         self, order_no: str, amount_fen: int, auth_code: str, subject: str

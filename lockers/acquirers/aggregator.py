@@ -165,6 +165,11 @@ class AggregatorAcquirer:
         return (f"AggregatorAcquirer({self.base_url!r}, channel={self.channel!r}, "
                 f"merchant_id={self.merchant_id!r}, key=***)")
 
+    @property
+    def endpoint(self) -> str:
+        """The gateway's URL, for the payment network check."""
+        return self.base_url
+
     async def aclose(self) -> None:
         if self._owns_client:
             await self._client.aclose()

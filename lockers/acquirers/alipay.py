@@ -341,6 +341,11 @@ class AlipayAcquirer:
     def __repr__(self) -> str:
         return f"AlipayAcquirer({self.gateway_url!r}, app_id={self.app_id!r}, private_key=***)"
 
+    @property
+    def endpoint(self) -> str:
+        """The gateway's URL, for the payment network check."""
+        return self.gateway_url
+
     async def aclose(self) -> None:
         if self._owns_client:
             await self._client.aclose()

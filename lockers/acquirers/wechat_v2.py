@@ -198,6 +198,11 @@ class WeChatV2Acquirer:
     def __repr__(self) -> str:
         return f"WeChatV2Acquirer({self.base_url!r}, mch_id={self.mch_id!r}, api_key=***)"
 
+    @property
+    def endpoint(self) -> str:
+        """The gateway's URL, for the payment network check."""
+        return self.base_url
+
     async def aclose(self) -> None:
         if self._owns_client:
             await self._client.aclose()
