@@ -282,7 +282,8 @@ if (page === "retrieve") {
 }
 
 // ---- idle: a page left alone asks "still there?" (20 s to answer), then goes back to the start and
-// forgets the session: an unpaid posting is cancelled, a courier is logged out, large print goes off.
+// forgets the session: an unpaid posting, fee or bill is dropped, a courier is logged out, large print
+// goes off.
 // Never on a door screen (a door may be open: the door-left-open alarm handles that) nor on a result
 // (it returns by itself).
 (function idle() {
@@ -295,10 +296,13 @@ if (page === "retrieve") {
   async function forget() {
     // large print off first: cancelling a posting makes its page move to "/" by itself
     await fetch("/large/off?next=/", { credentials: "same-origin", redirect: "manual" }).catch(() => null);
-    await Promise.allSettled([api("POST", "/api/posting/cancel", {}), api("DELETE", "/api/courier/session")]);
+    await Promise.allSettled([api("POST", "/api/posting/cancel", {}), api("DELETE", "/api/courier/session"),
+                              api("POST", "/api/fee/cancel", {}), api("POST", "/api/bills/end", {})]);
     location.replace("/");
   }
   function ask() {
+    // a payment under way (the payer may be typing a password on their phone) is never interrupted
+    if (document.querySelector('[data-state="charging"], [data-paying="charging"]')) { reset(); return; }
     if (page === "home") { if (document.body.classList.contains("large-print")) forget(); return; }
     left = ANSWER;
     dialog.hidden = false;
