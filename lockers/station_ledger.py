@@ -645,10 +645,16 @@ class DailyClose:
         new version, journal it. Returns the report; ``report.ok`` is False when anything is flagged."""
         day = _day(day)
         start, end = self._bounds(day)
-        rows = await self.db.read(lambda c: c.execute(
-            "SELECT * FROM payment_orders WHERE created_at >= ? AND created_at < ? ORDER BY id", (start, end)).fetchall())
+
+        def snapshot(c: sqlite3.Connection) -> tuple[list[sqlite3.Row], dict[str, Any]]:
+            # orders and ledger in one read transaction: a payment finishing meanwhile cannot show as
+            # half in one and half in the other
+            found = c.execute("SELECT * FROM payment_orders WHERE created_at >= ? AND created_at < ? ORDER BY id",
+                              (start, end)).fetchall()
+            return found, _ledger_snapshot(c, day, [r["out_trade_no"] for r in found])
+
+        rows, data = await self.db.read(snapshot)
         answers = [await self._ask(row) for row in rows]
-        data = await self.db.read(lambda c: _ledger_snapshot(c, day, [r["out_trade_no"] for r in rows]))
         mismatches: list[Mismatch] = []
         orders = [self._compare(row, answer, mismatches) for row, answer in zip(rows, answers)]
         self._check_agency(rows, data, mismatches)
