@@ -85,6 +85,11 @@ class Biller(Protocol):
 
     async def credit(self, service: str, account: str, amount_fen: int, order_no: str) -> BillerAnswer: ...
 
+    async def status(self, order_no: str) -> BillerAnswer:
+        """What became of the credit of ``order_no``: ``credited``, ``failed`` (never credited: the
+        biller has no such credit), or ``unknown``. Billers answer this by the payer's order number."""
+        ...
+
 
 class LogBiller:
     """Development and demo backend: logs the credit (account masked) and answers ``credited``.
@@ -100,6 +105,11 @@ class LogBiller:
                                       "order_no": order_no}][-self.keep:]
         log.info("bill %s for %s: %d fen credited (log biller, order %s)", service, masked, amount_fen, order_no)
         return BillerAnswer("credited", receipt_no=f"LOG-{order_no}")
+
+    async def status(self, order_no: str) -> BillerAnswer:
+        if any(r["order_no"] == order_no for r in self.recent):
+            return BillerAnswer("credited", receipt_no=f"LOG-{order_no}")
+        return BillerAnswer("unknown", reason="not_in_recent")
 
 
 @dataclass
@@ -130,6 +140,10 @@ class SimulatedBiller:
             answer = BillerAnswer("credited", receipt_no=f"B{len(self.orders) + 1:06d}")
         self.orders[order_no] = answer
         return answer
+
+    async def status(self, order_no: str) -> BillerAnswer:
+        self.calls += 1
+        return self.orders.get(order_no) or BillerAnswer("failed", reason="NO_SUCH_CREDIT")
 
     def balance_of(self, service: str, account: str) -> int:
         return self.credited.get((service, account), 0)
@@ -256,6 +270,36 @@ class BillDesk:
         log.error("bill %d: the biller's answer is unclear for order %s; staff must settle it", quote.bill_id,
                   payment.order_no)
         return self._result(quote, "credit_unknown", payment, reason=answer.reason or "unknown")
+
+    async def recover(self) -> list[dict[str, Any]]:
+        """At start-up: bills a power cut left ``paid`` (money taken, the credit's answer never
+        recorded). The number is not kept, so the credit cannot be sent again; the biller is asked by
+        order number instead: credited -> ``credited``; no such credit -> the balance and the payer
+        are given their money back; unclear -> ``credit_unknown`` for staff. Returns what changed."""
+        rows = await self.db.read(lambda c: c.execute(
+            "SELECT * FROM bill_payments WHERE state = 'paid' AND order_no IS NOT NULL ORDER BY id").fetchall())
+        changed = []
+        for row in rows:
+            quote = BillQuote(row["id"], row["service"], row["account_masked"], row["amount_fen"], 0, account="")
+            try:
+                answer = await asyncio.wait_for(self.biller.status(row["order_no"]), self.biller_timeout)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # noqa: BLE001 - the biller could not tell: staff settle it
+                answer = BillerAnswer("unknown", reason=type(err).__name__[:32])
+            if answer.outcome == "credited":
+                await self._set(quote, "credited", receipt=answer.receipt_no)
+                state = "credited"
+            elif answer.outcome == "failed":
+                payment = await self.payments.order_for(PURPOSE, quote.reference)
+                if payment is None or not payment.paid:
+                    continue  # the payment desk is still settling it; the next start looks again
+                state = (await self._give_back(quote, payment, "interrupted")).state
+            else:
+                await self._set(quote, "credit_unknown", reason=answer.reason or "unknown", alert=True)
+                state = "credit_unknown"
+            changed.append({"bill_id": row["id"], "order_no": row["order_no"], "state": state})
+        return changed
 
     async def needing_staff(self) -> list[dict[str, Any]]:
         """Bills whose money was taken and whose credit or refund is not finished (masked)."""

@@ -164,6 +164,12 @@ class Station:
             from lockers.bills import BillDesk, SimulatedBiller
 
             self.kiosk.bills = BillDesk(self.db, self.keys, self.payments, self.ledger, SimulatedBiller())
+            try:  # before any bill can be paid: a bill caught mid-credit by a power cut is settled
+                for bill in await self.kiosk.bills.recover():
+                    log.warning("bill %s (order %s) left paid by a restart: now %s", bill["bill_id"],
+                                bill["order_no"], bill["state"])
+            except Exception:
+                log.exception("bills: recovery at start-up failed; staff see them as needing attention")
         if "receipt_printer" in self.peripherals:
             self.kiosk.receipt_printer = self.peripherals["receipt_printer"].device
         self._reconciling = asyncio.create_task(self._reconcile_payments(cfg.reconcile_seconds),

@@ -153,3 +153,40 @@ async def test_the_log_biller_logs_only_masked_numbers(caplog):
     answer = await biller.credit("phone_bill", PHONE, 100, "SZ01_1")
     assert answer.outcome == "credited" and PHONE not in caplog.text and "138****5678" in caplog.text
     assert PHONE not in json.dumps(biller.recent)
+
+
+@pytest.mark.parametrize("biller_says", ["credited", "never_credited", "unclear"])
+async def test_a_bill_left_paid_by_a_power_cut_is_settled_at_start_up(desk, biller_says):
+    await desk.top_up(10000)
+    quote = await desk.bills.quote("phone_bill", PHONE, 3000)
+
+    class Cut(BaseException):
+        """A power cut right after the payment committed, before the biller's answer was recorded."""
+
+    real_credit = desk.biller.credit
+
+    async def credit_then_cut(*args):
+        if biller_says == "credited":
+            await real_credit(*args)
+        raise Cut()
+
+    desk.biller.credit = credit_then_cut
+    with pytest.raises(Cut):
+        await desk.bills.pay(quote, code(1))
+    assert (await desk.bill(quote.bill_id))["state"] == "paid" and await desk.ledger.balance() == 7000
+    if biller_says == "unclear":
+        async def unclear(order_no):
+            raise ConnectionError("biller unreachable")
+        desk.biller.status = unclear
+    [changed] = await desk.bills.recover()
+    row = await desk.bill(quote.bill_id)
+    order = await desk.rig.desk.order_for("bill", quote.reference)
+    if biller_says == "credited":
+        assert changed["state"] == row["state"] == "credited" and order.paid and await desk.ledger.balance() == 7000
+    elif biller_says == "never_credited":
+        assert changed["state"] == row["state"] == "refunded" and order.state == "refunded"
+        assert await desk.ledger.balance() == 10000 and not desk.rig.wechat.kept_money(order.order_no)
+    else:
+        assert changed["state"] == row["state"] == "credit_unknown" and order.paid
+        assert "bill_alert" in await desk.event_kinds()
+    assert await desk.bills.recover() == []  # settled once
