@@ -18,6 +18,17 @@
     if (!r.ok) { message.textContent = r.data.message || ""; return; }
     location.replace("/staff/close?day=" + encodeURIComponent(r.data.day));
   });
+  const topUp = document.getElementById("top-up-form");
+  if (topUp) topUp.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const text = document.getElementById("top-up-yuan").value.trim();
+    const [yuan, fen = ""] = text.split(".");
+    const amount = Number(yuan) * 100 + Number((fen + "00").slice(0, 2));  // exact: no floating point
+    const r = await post("/api/staff/balance/top-ups",
+      { amount_fen: amount, reference: document.getElementById("top-up-reference").value.trim() });
+    if (!r.ok) { message.textContent = r.data.message || ""; return; }
+    location.reload();
+  });
   const print = document.getElementById("print");
   if (print) print.addEventListener("click", async () => {
     const r = await post("/api/staff/close/print?day=" + encodeURIComponent(document.body.dataset.day), {});

@@ -75,4 +75,4 @@ async def test_the_close_page_shows_the_report_to_staff(closing):
     assert r.status_code == 200
     page = await s.client.get("/staff/close", params={"day": "2026-12-06"})
     assert 'data-testid="close-report"' in page.text and 'data-ok="true"' in page.text
-    assert 'data-testid="close-csv"' in page.text
+    assert 'data-testid="close-csv"' in page.text and 'data-testid="top-up"' in page.text
