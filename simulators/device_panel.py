@@ -156,6 +156,8 @@ class WalletIn(BaseModel):
     then: str = "success"
     after_queries: int | None = Field(None, ge=0, le=100)
     after_seconds: float | None = Field(None, ge=0, le=600)
+    code: str | None = Field(None, pattern=r"^\d{16,24}$", description="show this code instead of a fresh "
+                             "one (tests that search for it afterwards)")
 
 
 def wallet_router(gateway: Any, scanner: Any, *, seed: int | None = None) -> APIRouter:
@@ -178,7 +180,7 @@ def wallet_router(gateway: Any, scanner: Any, *, seed: int | None = None) -> API
         except ValueError as err:
             raise HTTPException(422, str(err)) from err
         prefix, length = WALLET_CODES[channel]
-        code = prefix + "".join(str(rng.randrange(10)) for _ in range(length - len(prefix)))
+        code = body.code or prefix + "".join(str(rng.randrange(10)) for _ in range(length - len(prefix)))
         gateway.script(scenario, auth_code=code)
         if scanner is None:
             raise HTTPException(404, "no simulated scanner")

@@ -47,12 +47,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_service(tmp_path: Path, data: Path) -> Iterator[tuple[httpx.Client, Path]]:
+def running_service(tmp_path: Path, data: Path, **env_extra: str) -> Iterator[tuple[httpx.Client, Path]]:
     """``postkiosk run`` (the built-in demo, --verbose) on a free port with its data in ``data``,
     ready (healthz 200); stopped with SIGTERM at the end. Yields a client and the log file."""
     port = free_port()
     log = tmp_path / "service.log"
-    env = {**os.environ, "POSTKIOSK_DATABASE__PATH": str(data / "pk.sqlite3")}
+    env = {**os.environ, "POSTKIOSK_DATABASE__PATH": str(data / "pk.sqlite3"), **env_extra}
     env.pop("POSTKIOSK_CONFIG", None)
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-c", "from postkiosk.cli import main; main()", "run", "--port",
@@ -288,3 +288,169 @@ def test_no_id_number_in_plaintext_anywhere(tmp_path):
     assert not found, f"ID numbers found in plaintext: {[(n, '*' * 14 + x[-4:]) for n, x in found]}"
     # the search would have seen them: the masked forms are on the pages, the postings are in the file
     assert any(("*" * 14 + x[-4:]).encode() in places["HTTP responses"] for x in numbers)
+
+
+@contextlib.contextmanager
+def page_listening(base_url: str, page: str) -> Iterator[list[bytes]]:
+    """What a kiosk page does: listen to ``/api/events?page=...`` (scanned codes go to the page on
+    show). Yields the event stream's bytes as they come."""
+    import threading
+
+    seen: list[bytes] = []
+    stop = threading.Event()
+    opened = threading.Event()
+
+    def listen() -> None:
+        try:
+            with httpx.Client(base_url=base_url, timeout=httpx.Timeout(5, read=None)) as client:
+                with client.stream("GET", "/api/events", params={"page": page}) as stream:
+                    opened.set()
+                    for chunk in stream.iter_bytes():
+                        seen.append(chunk)
+                        if stop.is_set():
+                            return
+        except httpx.HTTPError:  # the service stopped: the page's stream ends with it
+            return
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    assert opened.wait(10), "the event stream did not open"
+    try:
+        yield seen
+    finally:
+        stop.set()
+
+
+def code_forms(code: str) -> list[bytes]:
+    """A payment code as it could leak: whole, all but its last 4 digits, grouped by 4, hex, base64,
+    unkeyed hashes, UTF-16."""
+    grouped = " ".join(code[i:i + 4] for i in range(0, len(code), 4))
+    out = [code, code[:-4], grouped, code.encode().hex(), base64.b64encode(code.encode()).decode(),
+           hashlib.sha256(code.encode()).hexdigest(), hashlib.md5(code.encode()).hexdigest()]
+    return [f.encode() for f in out] + [code.encode("utf-16-le"), code.encode("utf-16-be")]
+
+
+@pytest.mark.timeout(300)
+def test_no_payment_code_in_plaintext_anywhere(tmp_path):
+    """Residents pay a storage fee, a refused bill and a paid bill with payment codes of every wallet
+    (shown to the simulated scanner); staff run the daily close and export it. None of the codes may
+    be anywhere but their last 4 digits."""
+    from hal.codes import PaymentCode, classify
+
+    rng = random.Random(6)
+
+    def fresh(prefix: str, length: int) -> str:
+        while True:
+            code = prefix + "".join(str(rng.randrange(10)) for _ in range(length - len(prefix)))
+            if isinstance(classify(code), PaymentCode):
+                return code
+
+    codes = {"alipay": fresh("28", 18), "ecny": fresh("01", 19), "wechat": fresh("13", 18),
+             "wechat2": fresh("14", 18)}
+
+    def business_day() -> str:
+        import datetime as dt
+        from zoneinfo import ZoneInfo
+
+        return dt.datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()  # the station's clock
+
+    first_day = business_day()
+    data = tmp_path / "data"
+    bodies: list[bytes] = []
+    with running_service(tmp_path, data, POSTKIOSK_STATION__FREE_STORAGE_HOURS=str(1 / 3600)) as (c, log):
+
+        def call(method, url, **kw):
+            r = c.request(method, url, **kw)
+            bodies.append(r.content)
+            return r
+
+        def wait_for(predicate, what):
+            for _ in range(600):
+                value = predicate()
+                if value:
+                    return value
+                time.sleep(0.025)
+            raise AssertionError(what)
+
+        def show(wallet: str, code: str, kind: str = "success"):
+            r = call("POST", f"/sim/api/wallet/{wallet}", json={"kind": kind, "code": code})
+            assert r.status_code == 200, r.text
+
+        # a parcel stored, its free second over: the fee is paid by WeChat Pay
+        login, pin = (data / "demo-courier.txt").read_text().split()
+        token = call("POST", "/api/courier/session", json={"login": login, "pin": pin}).json()["token"]
+        r = call("POST", "/api/deposits", headers={"Authorization": f"Bearer {token}"},
+                 json={"tracking": "SF1234567890123", "phone": "13912345678", "size": "S", "consent": True})
+        label = r.json()["compartment"]
+        board, channel = divmod(int(label[1:]) - 1, 16)
+        wait_for(lambda: call("GET", "/api/screen").json()["door"] == "open", "deposit door")
+        call("POST", f"/sim/api/A/{board}/{channel}/put")
+        call("POST", f"/sim/api/A/{board}/{channel}/close")
+        wait_for(lambda: call("GET", "/api/screen").json()["result"] == "deposit_stored", "stored")
+        call("POST", "/api/screen/dismiss")
+        pickup = wait_for(lambda: re.findall(r"取件码 (\d{8})", call("GET", "/sim").text), "notice")[0]
+        time.sleep(1.2)
+        r = call("POST", "/api/pickups", json={"code": pickup})
+        assert r.status_code == 402 and r.json()["pay_url"] == "/fee", r.text
+        call("GET", "/fee")
+        call("POST", "/api/fee/pay")
+        with page_listening(str(c.base_url), "payment") as events:
+            show("wechat", codes["wechat"])
+            wait_for(lambda: call("GET", "/api/screen").json()["name"] == "door", "the door after the fee")
+        bodies.extend(events)
+        call("GET", "/")
+        wait_for(lambda: call("GET", "/api/screen").json()["door"] == "open", "the pickup door seen open")
+        call("POST", f"/sim/api/A/{board}/{channel}/take")
+        call("POST", f"/sim/api/A/{board}/{channel}/close")
+        wait_for(lambda: call("GET", "/api/screen").json()["name"] == "result", "collected")
+        call("POST", "/api/screen/dismiss")
+
+        # bills: a staff top-up, then one refused (not enough in the wallet) and one paid, by Alipay and e-CNY
+        staff_login, staff_password = (data / "demo-staff.txt").read_text().split()
+        staff = call("POST", "/api/staff/session", json={"login": staff_login, "password": staff_password})
+        staff_auth = {"Authorization": f"Bearer {staff.json()['token']}"}
+        call("POST", "/api/staff/balance/top-ups", headers=staff_auth, json={"amount_fen": 20000, "reference": "S1"})
+        for wallet, kind in (("alipay", "notenough"), ("ecny", "success")):
+            call("POST", "/api/bills/end")
+            assert call("POST", "/api/bills", json={"service": "phone_bill", "account": "13912345678",
+                                                    "amount_fen": 3000}).status_code == 200
+            call("GET", "/bills")
+            with page_listening(str(c.base_url), "payment") as events:
+                show(wallet, codes[wallet], kind)
+                wait_for(lambda: call("GET", "/api/bills").json()["state"] in ("failed", "done"), "bill answered")
+            bodies.extend(events)
+            call("GET", "/bills")
+        # a code shown where nothing asks for one is explained, not kept
+        call("POST", "/api/bills/end")
+        with page_listening(str(c.base_url), "pickup") as events:
+            show("wechat", codes["wechat2"])
+            time.sleep(0.5)
+        bodies.extend(events)
+        closed = 0
+        for day in sorted({first_day, business_day()}):  # the day may have turned meanwhile
+            close = call("POST", "/api/staff/close", headers=staff_auth, json={"day": day}).json()
+            closed += len(close["orders"])
+            call("GET", "/api/staff/close.csv", headers=staff_auth, params={"day": day})
+        assert closed == 3, closed
+        ledger = call("GET", "/sim/api/wallet/ledger").json()
+        assert sorted(o["charges"] for o in ledger) == [0, 1, 1], ledger  # the gateway saw them
+        tech_login, tech_password = (data / "demo-technician.txt").read_text().split()
+        tech = call("POST", "/api/technician/session", json={"login": tech_login, "password": tech_password})
+        tech_auth = {"Authorization": f"Bearer {tech.json()['token']}"}
+        call("GET", "/api/tech/logs?limit=1000", headers=tech_auth)
+        export = call("GET", "/api/tech/export", headers=tech_auth)
+        with zipfile.ZipFile(io.BytesIO(export.content)) as bundle:
+            bodies.extend(bundle.read(name) for name in bundle.namelist())
+        call("GET", "/sim/api/devices/receipt_printer/last.png")
+        running = {f"running file {p.relative_to(tmp_path)}": p.read_bytes() for p in data.rglob("*")
+                   if p.is_file()}
+    # the wallet panel's own answers echo nothing but the last 4 digits; requests are not searched
+    places = {f"file {p.relative_to(tmp_path)}": p.read_bytes() for p in data.rglob("*") if p.is_file()}
+    places["service log"] = log.read_bytes()
+    places["HTTP responses"] = b"\n".join(bodies)
+    places.update(running)
+    found = [(name, wallet) for wallet, code in codes.items() for name, blob in places.items()
+             if any(form in blob for form in code_forms(code))]
+    assert not found, f"payment codes found in plaintext: {found}"
+    # the search would have seen them: orders with their last 4 digits are in the database
+    assert any(codes["ecny"][-4:].encode() in blob for name, blob in places.items() if "pk.sqlite3" in name)
