@@ -333,6 +333,22 @@ class PostingConfig(_Frozen):
         return self
 
 
+class PaymentCodeFormat(_Frozen):
+    """One wallet's payment codes: one of ``prefixes``, ``min_length``..``max_length`` digits."""
+
+    prefixes: tuple[str, ...] = Field(min_length=1)
+    min_length: int = Field(ge=8, le=40)
+    max_length: int = Field(ge=8, le=40)
+
+    @model_validator(mode="after")
+    def _sane(self) -> PaymentCodeFormat:
+        if self.min_length > self.max_length:
+            raise ValueError("min_length is more than max_length")
+        if not all(p.isdigit() and 0 < len(p) < self.min_length for p in self.prefixes):
+            raise ValueError("prefixes are digits, shorter than the code")
+        return self
+
+
 class PaymentsConfig(_Frozen):
     """Payments by scanned payment code (``[payments]``).
 
@@ -359,6 +375,10 @@ class PaymentsConfig(_Frozen):
     biller: Literal["none", "simulated"] = "none"
     #: how far below zero the prepaid balance may go for agency payments (the operator's rule: 0)
     credit_limit_fen: int = Field(0, ge=0)
+    #: payment code formats, decided per acquirer (rules-and-identifiers.md §3.3): a channel ->
+    #: ``{prefixes = [...], min_length = N, max_length = N}`` replaces the built-in rule, ``false``
+    #: refuses that wallet's codes. e-CNY's built-in rule (19 digits, prefix 01) is unverified.
+    codes: dict[str, PaymentCodeFormat | Literal[False]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _parts_valid(self) -> PaymentsConfig:
@@ -372,7 +392,22 @@ class PaymentsConfig(_Frozen):
                 raise ValueError(f"payments.acquirers.{channel}: protocol must be one of {', '.join(PROTOCOLS)}")
         if self.query_interval > self.give_up_after:
             raise ValueError("payments: query_interval is longer than give_up_after")
+        unknown = set(self.codes) - {"wechat", "alipay", "unionpay", "ecny"}
+        if unknown:
+            raise ValueError(f"payments.codes: unknown wallet(s) {', '.join(sorted(unknown))}")
         return self
+
+    def code_rules(self) -> Any:
+        """``hal.codes.PaymentCodeRules`` with the configured formats in place of the built-in ones."""
+        import dataclasses
+
+        from hal.codes import DEFAULT_PAYMENT_RULES, ChannelRule
+
+        changes: dict[str, Any] = {}
+        for channel, fmt in self.codes.items():
+            changes[channel] = None if fmt is False else ChannelRule(
+                channel, tuple(fmt.prefixes), fmt.min_length, fmt.max_length, "configured")
+        return dataclasses.replace(DEFAULT_PAYMENT_RULES, **changes)
 
     @property
     def enabled(self) -> bool:
@@ -383,7 +418,7 @@ class PaymentsConfig(_Frozen):
 
         return PaymentSettings(station_id=self.station_id, timezone=timezone, query_interval=self.query_interval,
                                give_up_after=self.give_up_after, reverse_not_before=self.reverse_not_before,
-                               call_timeout=self.call_timeout)
+                               call_timeout=self.call_timeout, code_rules=self.code_rules())
 
 
 def _default_tariff() -> dict[str, Any]:

@@ -143,7 +143,7 @@ class Station:
             receipt_printer=p["receipt_printer"].device if "receipt_printer" in p else None)
         if self.scanner is not None:
             router = ScanRouter(self.custody, self.terminal, payments=self.kiosk.take_payment_code,
-                                on_fee=self.kiosk.pay.offer_fee)
+                                on_fee=self.kiosk.pay.offer_fee, rules=self.config.payments.code_rules())
             self._scans = asyncio.create_task(self._route_scans(router), name="scanner")
 
     async def _start_payments(self) -> None:

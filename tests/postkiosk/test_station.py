@@ -52,3 +52,24 @@ async def test_a_bank_with_gpio_door_sensors_reads_its_doors_from_the_pins(tmp_p
         await sim.close()
         Device.pin_factory.reset()
         Device.pin_factory = None
+
+
+def test_payment_code_formats_are_configured_per_wallet():
+    import pytest
+    from pydantic import ValidationError
+
+    from hal.codes import PaymentCode, classify
+    from postkiosk.config import PaymentsConfig
+
+    cfg = PaymentsConfig(codes={"ecny": {"prefixes": ["01", "02"], "min_length": 19, "max_length": 20},
+                                "unionpay": False})
+    rules = cfg.code_rules()
+    assert classify("0212345678901234567", rules=rules).channel == "ecny"  # a second prefix the acquirer gave
+    assert not isinstance(classify("6212345678901234567", rules=rules), PaymentCode)  # UnionPay refused here
+    assert classify("134567890123456789", rules=rules).channel == "wechat"  # the others as built in
+    assert cfg.settings("Asia/Shanghai").code_rules == rules
+    for bad in ({"ecny": {"prefixes": ["x1"], "min_length": 19, "max_length": 19}},
+                {"ecny": {"prefixes": ["01"], "min_length": 20, "max_length": 19}},
+                {"paypal": False}):
+        with pytest.raises(ValidationError):
+            PaymentsConfig(codes=bad)
