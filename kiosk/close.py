@@ -65,7 +65,7 @@ def add_close_routes(app: FastAPI, page: Any, kiosk: Kiosk) -> None:
         d = day_of(day)
         report = await kiosk.daily_close.latest(d)
         return page(request, "close.html", logged_in=True, report=report.to_dict() if report else None, day=d,
-                    balance=await kiosk.daily_close.ledger.balance(), ready=True)
+                    balance=await kiosk.daily_close.ledger.balance(), ready=True, attention=await attention())
 
     @app.post("/api/staff/close", tags=["staff"])
     async def run_close(body: CloseIn, session: StaffSession) -> dict[str, Any]:
@@ -98,6 +98,19 @@ def add_close_routes(app: FastAPI, page: Any, kiosk: Kiosk) -> None:
             raise FlowConflict("the receipt printer is not ready (paper, cover)")
         await printer.print_job(report.to_receipt_parts())
         return {"printed": True, "day": report.day, "version": report.version}
+
+    async def attention() -> dict[str, Any]:
+        orders = await kiosk.payments.needing_staff() if kiosk.payments is not None else []
+        bills = await kiosk.bills.needing_staff() if kiosk.bills is not None else []
+        return {"orders": [{"order_no": o.order_no, "state": o.state, "channel": o.channel, "last4": o.last4,
+                            "amount_fen": o.amount_fen, "purpose": o.purpose, "reason": o.reason} for o in orders],
+                "bills": bills}
+
+    @app.get("/api/staff/attention", tags=["staff"])
+    async def needing_staff(session: StaffSession) -> dict[str, Any]:
+        """Payments a person must look at: orders not settled yet or whose reverse keeps failing, and
+        bills whose money was taken but whose credit or refund is not finished (masked)."""
+        return await attention()
 
     @app.get("/api/staff/balance", tags=["staff"])
     async def balance(session: StaffSession) -> dict[str, Any]:

@@ -294,6 +294,14 @@ class PaymentDesk:
             (purpose, reference)).fetchone())
         return PaymentResult.from_row(row) if row is not None else None
 
+    async def needing_staff(self) -> list[PaymentResult]:
+        """Orders a person must look at: unfinished ones, and those whose reverse keeps failing
+        (alerted). Only channel and last 4 digits are in them."""
+        rows = await self.db.read(lambda c: c.execute(
+            f"SELECT * FROM payment_orders WHERE alerted = 1 AND state NOT IN ('reversed', 'refunded', 'failed')"
+            f" OR state IN ({','.join('?' * len(OPEN_STATES))}) ORDER BY id", OPEN_STATES).fetchall())
+        return [PaymentResult.from_row(r) for r in rows]
+
     async def reconcile(self) -> list[PaymentResult]:
         """Drive every unfinished order to a final state (at start-up, and periodically for ``retry``).
 

@@ -13,7 +13,8 @@ from lockers.station_ledger import DailyClose, StationLedger
 from tests.kiosk.test_queue import PASSWORD
 
 ROUTES = [("POST", "/api/staff/close"), ("GET", "/api/staff/close"), ("GET", "/api/staff/close.csv"),
-          ("POST", "/api/staff/close/print"), ("GET", "/api/staff/balance"), ("POST", "/api/staff/balance/top-ups")]
+          ("POST", "/api/staff/close/print"), ("GET", "/api/staff/balance"), ("POST", "/api/staff/balance/top-ups"),
+          ("GET", "/api/staff/attention")]
 
 
 @pytest.fixture
@@ -76,3 +77,24 @@ async def test_the_close_page_shows_the_report_to_staff(closing):
     page = await s.client.get("/staff/close", params={"day": "2026-12-06"})
     assert 'data-testid="close-report"' in page.text and 'data-ok="true"' in page.text
     assert 'data-testid="close-csv"' in page.text and 'data-testid="top-up"' in page.text
+
+
+async def test_staff_see_payments_that_need_them(closing):
+    from lockers.payments import PaymentDesk
+
+    s = closing
+    s.kiosk.payments = PaymentDesk(s.db, {})
+    now = s.clock()
+    rows = [("T01_20261206_00000001", "retry", 1), ("T01_20261206_00000002", "paid", 0),
+            ("T01_20261206_00000003", "refunded", 1)]
+    await s.db.write(lambda c: c.executemany(
+        "INSERT INTO payment_orders (out_trade_no, purpose, reference, channel, code_last4, amount_fen, state,"
+        " created_at, updated_at, alerted) VALUES (?, 'posting', ?, 'wechat', '6789', 800, ?, ?, ?, ?)",
+        [(no, no[-1], state, now, now, alerted) for no, state, alerted in rows]))
+    auth = await login(s)
+    r = await s.client.get("/api/staff/attention", headers=auth)
+    assert [o["order_no"] for o in r.json()["orders"]] == ["T01_20261206_00000001"]  # reverse keeps failing
+    assert r.json()["bills"] == []
+    await s.client.post("/api/staff/session", json={"login": "wang.fang", "password": PASSWORD})
+    page = await s.client.get("/staff/close")
+    assert page.text.count('data-testid="attention-order"') == 1
