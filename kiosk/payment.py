@@ -31,7 +31,8 @@ from kiosk.errors import TerminalBusy
 from lockers.bills import BILL_SERVICES, BillQuote
 from lockers.custody import FEE_PURPOSE
 from lockers.errors import CustodyError, FeeDue, FlowConflict
-from lockers.payments import PaymentError, PaymentResult, PaymentsOffline
+from lockers.payments import WALLET_NAMES_ZH, PaymentError, PaymentResult, PaymentsOffline
+from lockers.station_ledger import fen_text
 
 if TYPE_CHECKING:
     from kiosk.app import Kiosk
@@ -40,7 +41,6 @@ log = logging.getLogger(__name__)
 
 #: how long an unpaid fee page waits before it forgets the fee (the code must be entered again)
 FEE_PAGE_SECONDS = 300.0
-WALLETS = {"wechat": "微信支付", "alipay": "支付宝", "unionpay": "云闪付", "ecny": "数字人民币"}
 
 
 @dataclass
@@ -253,9 +253,9 @@ def receipt_lines(kiosk: Kiosk, result: PaymentResult, what: str, at: float | No
     """A payment receipt as text: station, what was paid, amount, wallet and last 4 digits, order
     number, time. Never the full payment code."""
     when = dt.datetime.fromtimestamp(at or time.time(), dt.timezone(dt.timedelta(hours=8)))
-    yuan = f"{result.amount_fen // 100}.{result.amount_fen % 100:02d} 元"
-    return [kiosk.station_name, f"付款凭证  {when:%Y-%m-%d %H:%M}", f"项目 {what}", f"金额 {yuan}",
-            f"{WALLETS.get(result.channel, result.channel)} 尾号{result.last4}", f"单号 {result.order_no}"]
+    return [kiosk.station_name, f"付款凭证  {when:%Y-%m-%d %H:%M}", f"项目 {what}",
+            f"金额 {fen_text(result.amount_fen)} 元", f"{WALLET_NAMES_ZH.get(result.channel, result.channel)} "
+            f"尾号{result.last4}", f"单号 {result.order_no}"]
 
 
 async def print_payment_receipt(printer: Any, kiosk: Kiosk, result: PaymentResult, what: str) -> None:

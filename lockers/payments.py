@@ -57,6 +57,8 @@ from lockers.errors import CustodyError, InvalidInput
 log = logging.getLogger(__name__)
 
 CHANNELS = ("wechat", "alipay", "unionpay", "ecny")
+#: wallet names as receipts print them (the printers' own Chinese text)
+WALLET_NAMES_ZH = {"wechat": "微信支付", "alipay": "支付宝", "unionpay": "云闪付", "ecny": "数字人民币"}
 #: states an order never leaves on its own (``paid`` leaves only when a refund is asked)
 FINAL_STATES = frozenset({"paid", "failed", "reversed", "refunded"})
 #: states :meth:`PaymentDesk.reconcile` drives on

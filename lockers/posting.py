@@ -49,7 +49,8 @@ from lockers.dispatch import DispatchSchedule
 from lockers.errors import CustodyError, FlowConflict, InvalidInput
 from lockers.identity import IdentityRefused, PostingIdentity, identity_from_card
 from lockers.keys import DeviceKeys
-from lockers.payments import PaymentDesk, PaymentError, PaymentResult
+from lockers.payments import WALLET_NAMES_ZH, PaymentDesk, PaymentError, PaymentResult
+from lockers.station_ledger import fen_text
 from lockers.label import LabelData, label_png, render_label, render_receipt
 from lockers.personal import mask_phone, normalize_phone
 from lockers.print_jobs import print_when_ready
@@ -58,8 +59,6 @@ from lockers.tariff import Quote, Tariff
 log = logging.getLogger(__name__)
 
 NOTICE_VERSION = "2026-12-05"
-#: wallet names as a receipt prints them
-PAYMENT_CHANNEL_NAMES = {"wechat": "微信支付", "alipay": "支付宝", "unionpay": "云闪付", "ecny": "数字人民币"}
 #: the step the screen shows for each stored state of a posting
 LIVE_STATES = ("reading_card", "drafting", "priced", "paid", "printed")
 
@@ -699,7 +698,7 @@ class PostingDesk:
     async def receipt_for(self, waybill: str) -> dict[str, Any] | None:
         """The on-screen payment receipt of the posting with this waybill (None: not paid by code)."""
         row = await self.db.read(lambda c: c.execute("SELECT * FROM postings WHERE waybill = ?", (waybill,)).fetchone())
-        if row is None or self.payments is None or row["payment_method"] not in PAYMENT_CHANNEL_NAMES:
+        if row is None or self.payments is None or row["payment_method"] not in WALLET_NAMES_ZH:
             return None
         order = await self.payments.order_for("posting", str(row["id"]))
         return self._receipt_view(row, order) if order is not None and order.paid else None
@@ -712,22 +711,21 @@ class PostingDesk:
         from hal.codes import CHANNEL_NAMES
         from lockers.queue import qr_png
 
-        yuan = f"{order.amount_fen // 100}.{order.amount_fen % 100:02d}"
-        text = (f"{self.settings.station_name} 寄件付款凭证 运单号 {row['waybill']} 金额 {yuan} 元 "
-                f"{PAYMENT_CHANNEL_NAMES[order.channel]} 尾号{order.last4} 单号 {order.order_no}")
+        text = (f"{self.settings.station_name} 寄件付款凭证 运单号 {row['waybill']} 金额 {fen_text(order.amount_fen)} 元 "
+                f"{WALLET_NAMES_ZH[order.channel]} 尾号{order.last4} 单号 {order.order_no}")
         return {"order_no": order.order_no, "amount_fen": order.amount_fen, "last4": order.last4,
-                "channel": order.channel, "wallet_zh": PAYMENT_CHANNEL_NAMES[order.channel],
+                "channel": order.channel, "wallet_zh": WALLET_NAMES_ZH[order.channel],
                 "wallet_en": CHANNEL_NAMES[order.channel], "text": text,
                 "qr_png": base64.b64encode(qr_png(text, module=4)).decode("ascii")}
 
     async def _payment_text(self, row: sqlite3.Row) -> str:
         """The receipt's payment line: the wallet, the code's last 4 digits and the order number."""
-        if self.payments is None or row["payment_method"] not in PAYMENT_CHANNEL_NAMES:
+        if self.payments is None or row["payment_method"] not in WALLET_NAMES_ZH:
             return "柜台付款" if row["payment_state"] == "due_at_counter" else ""
         order = await self.payments.order_for("posting", str(row["id"]))
         if order is None or not order.paid:
             return ""
-        return f"{PAYMENT_CHANNEL_NAMES[order.channel]} 尾号{order.last4} 单号 {order.order_no}"
+        return f"{WALLET_NAMES_ZH[order.channel]} 尾号{order.last4} 单号 {order.order_no}"
 
     async def label_preview(self, posting_id: int | None = None) -> bytes:
         """The label as PNG: the same image the printer gets."""
@@ -958,7 +956,7 @@ class PostingDesk:
             "weight_g": row["weight_g"], "zone": row["zone"], "price_fen": row["price_fen"], "waybill": row["waybill"],
             "payment": row["payment_state"], "leaves_at": row["leaves_at"],
         })
-        if self.payments is not None and row["payment_method"] in PAYMENT_CHANNEL_NAMES and row["waybill"]:
+        if self.payments is not None and row["payment_method"] in WALLET_NAMES_ZH and row["waybill"]:
             order = await self.payments.order_for("posting", str(row["id"]))
             if order is not None and order.paid:
                 out["receipt"] = self._receipt_view(row, order)
