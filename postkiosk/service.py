@@ -299,6 +299,10 @@ class Station:
             "sms": cfg.sms.backend,
             "web": {"host": cfg.web.host, "port": cfg.web.port, "tls": cfg.web.tls_certfile is not None,
                     "session_idle_seconds": cfg.web.session_idle_seconds},
+            # channels and protocols only: no keys, no merchant secrets
+            "payments": {"channels": {ch: type(a).__name__ for ch, a in (self.acquirers or {}).items()},
+                         "simulated": cfg.payments.simulate, "biller": cfg.payments.biller,
+                         "network": None if self.network is None else self.network.online()},
         }
 
     def app(self) -> FastAPI:
