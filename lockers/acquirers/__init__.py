@@ -19,7 +19,7 @@ Backends must implement::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, Self
 
 PAY_OUTCOMES = frozenset({"paid", "user_paying", "failed", "unknown"})
 REVERSE_OUTCOMES = frozenset({"reversed", "refunded", "retry", "unknown"})
@@ -78,9 +78,33 @@ class Acquirer(Protocol):
     async def aclose(self) -> None: ...
 
 
+class HttpAcquirer:
+    """What every HTTP backend shares: the gateway URL it talks to (``endpoint``, which the payment
+    network check dials) and the ``httpx.AsyncClient`` it owns (closed by :meth:`aclose`) or was
+    given (left open). Subclasses set ``_endpoint``, ``_client`` and ``_owns_client``."""
+
+    _endpoint: str
+    _client: Any
+    _owns_client: bool
+
+    @property
+    def endpoint(self) -> str:
+        return self._endpoint
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
 def mask_code(auth_code: str) -> str:
     """The only form of a payment code that may reach a log: its last 4 characters."""
     return "…" + auth_code[-4:] if len(auth_code) > 4 else "…"
 
 
-__all__ = ["AcquirerAnswer", "ReverseAnswer", "Acquirer", "mask_code"]
+__all__ = ["AcquirerAnswer", "ReverseAnswer", "Acquirer", "HttpAcquirer", "mask_code"]

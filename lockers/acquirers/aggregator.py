@@ -51,7 +51,7 @@ from typing import Any
 
 import httpx
 
-from lockers.acquirers import AcquirerAnswer, ReverseAnswer, mask_code
+from lockers.acquirers import AcquirerAnswer, HttpAcquirer, ReverseAnswer, mask_code
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def verify_sign(fields: Mapping[str, Any], key: str) -> bool:
 # Client
 
 
-class AggregatorAcquirer:
+class AggregatorAcquirer(HttpAcquirer):
     """HTTP client of an aggregator's barcode API (see the module docstring: a generic shape, no
     official e-CNY spec exists).
 
@@ -152,6 +152,7 @@ class AggregatorAcquirer:
         if not timeout > 0:
             raise ValueError("timeout must be positive seconds")
         self.base_url = base_url.rstrip("/")
+        self._endpoint = self.base_url
         self.merchant_id = merchant_id
         self._key = key
         self.pay_type = pay_type
@@ -164,21 +165,6 @@ class AggregatorAcquirer:
     def __repr__(self) -> str:
         return (f"AggregatorAcquirer({self.base_url!r}, channel={self.channel!r}, "
                 f"merchant_id={self.merchant_id!r}, key=***)")
-
-    @property
-    def endpoint(self) -> str:
-        """The gateway's URL, for the payment network check."""
-        return self.base_url
-
-    async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
-
-    async def __aenter__(self) -> AggregatorAcquirer:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     # -- public API ---------------------------------------------------------------------------
 

@@ -66,7 +66,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from lockers.acquirers import AcquirerAnswer, ReverseAnswer, mask_code
+from lockers.acquirers import AcquirerAnswer, HttpAcquirer, ReverseAnswer, mask_code
 
 log = logging.getLogger(__name__)
 
@@ -298,7 +298,7 @@ def _check_rsa(key: Any, kind: type, what: str) -> Any:
 # Client
 
 
-class AlipayAcquirer:
+class AlipayAcquirer(HttpAcquirer):
     """HTTP client of the Alipay open API gateway (``openapi.alipay.com/gateway.do``, the sandbox
     or the simulator's ``/gateway.do``).
 
@@ -329,6 +329,7 @@ class AlipayAcquirer:
         if not timeout > 0:
             raise ValueError("timeout must be positive seconds")
         self.gateway_url = gateway_url
+        self._endpoint = self.gateway_url
         self.app_id = app_id
         self.channel = channel
         self._private_key = load_private_key(private_key, "app private key")
@@ -340,21 +341,6 @@ class AlipayAcquirer:
 
     def __repr__(self) -> str:
         return f"AlipayAcquirer({self.gateway_url!r}, app_id={self.app_id!r}, private_key=***)"
-
-    @property
-    def endpoint(self) -> str:
-        """The gateway's URL, for the payment network check."""
-        return self.gateway_url
-
-    async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
-
-    async def __aenter__(self) -> AlipayAcquirer:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     # -- public API ---------------------------------------------------------------------------
 

@@ -37,7 +37,7 @@ from enum import Enum
 
 import httpx
 
-from lockers.acquirers import AcquirerAnswer, ReverseAnswer, mask_code
+from lockers.acquirers import AcquirerAnswer, HttpAcquirer, ReverseAnswer, mask_code
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ def from_xml(body: bytes) -> dict[str, str]:
 # Client
 
 
-class WeChatV2Acquirer:
+class WeChatV2Acquirer(HttpAcquirer):
     """HTTP client of a WeChat Pay v2 endpoint (``api.mch.weixin.qq.com`` or the simulator).
 
     ``timeout``: seconds for each HTTP exchange; a pay that times out is ``"unknown"``, never
@@ -180,6 +180,7 @@ class WeChatV2Acquirer:
         if timeout <= 0:
             raise ValueError("timeout must be positive seconds")
         self.base_url = base_url.rstrip("/")
+        self._endpoint = self.base_url
         self.appid = appid
         self.mch_id = mch_id
         self._api_key = api_key
@@ -197,21 +198,6 @@ class WeChatV2Acquirer:
 
     def __repr__(self) -> str:
         return f"WeChatV2Acquirer({self.base_url!r}, mch_id={self.mch_id!r}, api_key=***)"
-
-    @property
-    def endpoint(self) -> str:
-        """The gateway's URL, for the payment network check."""
-        return self.base_url
-
-    async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
-
-    async def __aenter__(self) -> WeChatV2Acquirer:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     # -- public API ---------------------------------------------------------------------------
 
