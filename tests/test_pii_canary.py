@@ -78,6 +78,29 @@ def running_service(tmp_path: Path, data: Path, **env_extra: str) -> Iterator[tu
             proc.wait()
 
 
+def recorder(c: httpx.Client, bodies: list[bytes]):
+    """``call(method, url, **kw)``: a request whose answer body is kept for the search."""
+
+    def call(method: str, url: str, **kw):
+        r = c.request(method, url, **kw)
+        bodies.append(r.content)
+        return r
+
+    return call
+
+
+def wait_for(predicate, what: str, timeout: float = 15.0):
+    """``predicate()``'s first true value, polled every 25 ms; AssertionError(what) after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(what)
+        time.sleep(0.025)
+
+
 @pytest.mark.timeout(300)
 def test_no_phone_number_in_plaintext_anywhere(tmp_path):
     rng = random.Random(1)
@@ -87,17 +110,8 @@ def test_no_phone_number_in_plaintext_anywhere(tmp_path):
     with running_service(tmp_path, data) as (c, log):
         login, pin = (data / "demo-courier.txt").read_text().split()
 
-        def call(method, url, **kw):
-            r = c.request(method, url, **kw)
-            bodies.append(r.content)
-            return r
-
-        def wait(predicate, what):
-            for _ in range(300):
-                if predicate():
-                    return
-                time.sleep(0.02)
-            raise AssertionError(what)
+        call = recorder(c, bodies)
+        wait = wait_for
 
         token = call("POST", "/api/courier/session", json={"login": login, "pin": pin}).json()["token"]
         auth = {"Authorization": f"Bearer {token}"}
@@ -186,18 +200,7 @@ def test_no_id_number_in_plaintext_anywhere(tmp_path):
     bodies: list[bytes] = []
     with running_service(tmp_path, data) as (c, log):
 
-        def call(method, url, **kw):
-            r = c.request(method, url, **kw)
-            bodies.append(r.content)
-            return r
-
-        def wait_for(predicate, what):
-            for _ in range(400):
-                value = predicate()
-                if value:
-                    return value
-                time.sleep(0.025)
-            raise AssertionError(what)
+        call = recorder(c, bodies)
 
         def step():
             return call("GET", "/api/posting").json().get("step")
@@ -359,18 +362,7 @@ def test_no_payment_code_in_plaintext_anywhere(tmp_path):
     bodies: list[bytes] = []
     with running_service(tmp_path, data, POSTKIOSK_STATION__FREE_STORAGE_HOURS=str(1 / 3600)) as (c, log):
 
-        def call(method, url, **kw):
-            r = c.request(method, url, **kw)
-            bodies.append(r.content)
-            return r
-
-        def wait_for(predicate, what):
-            for _ in range(600):
-                value = predicate()
-                if value:
-                    return value
-                time.sleep(0.025)
-            raise AssertionError(what)
+        call = recorder(c, bodies)
 
         def show(wallet: str, code: str, kind: str = "success"):
             r = call("POST", f"/sim/api/wallet/{wallet}", json={"kind": kind, "code": code})
