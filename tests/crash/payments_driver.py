@@ -237,11 +237,13 @@ def _order_no(body: bytes) -> str | None:
 
 
 def read_lane(db: Path) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
-    """The lane's payment orders and services (read-only; no life is running). A life killed
-    before the schema was created left no tables: nothing to read yet."""
+    """The lane's payment orders and services (no life is running). A life killed before the schema
+    was created left no tables: nothing to read yet. Opened read-write: after a kill -9 the WAL may
+    need recovery, which a read-only connection cannot do ("attempt to write a readonly database");
+    only SELECTs are run, and the next life would recover the same way."""
     if not db.exists():
         return [], {}
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    conn = sqlite3.connect(db, timeout=10)
     conn.row_factory = sqlite3.Row
     try:
         return (_rows(conn, "SELECT out_trade_no, purpose, reference, state, reason, submitted_at"
@@ -458,7 +460,7 @@ class Lane:
         attempts = sum(s["attempts"] for s in services.values())
         row = None
         if self.db.exists():
-            conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
+            conn = sqlite3.connect(self.db, timeout=10)  # read-write: a killed life may leave a WAL to recover
             conn.row_factory = sqlite3.Row
             try:
                 row = next(iter(_rows(conn, "SELECT kind FROM events WHERE kind LIKE 'payment%'"
