@@ -291,6 +291,13 @@ def _stop(proc: subprocess.Popen[bytes] | None) -> None:
             proc.stdout.close()
 
 
+def connect_after_kill(db: Path) -> sqlite3.Connection:
+    """The station's database as the checks read it, between lives (no child alive). Read-write on
+    purpose: after a kill -9 mid-write the WAL may need recovery, which a read-only connection
+    cannot do ("attempt to write a readonly database"); the checks only run SELECTs."""
+    return sqlite3.connect(db, timeout=10)
+
+
 def _http(url: str, method: str = "GET", timeout: float = 10.0) -> Any:
     request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
     with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -453,7 +460,7 @@ class Lane:
     def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         """Read the epoch's database (between trials: no child is alive)."""
         assert self.db is not None
-        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
+        conn = connect_after_kill(self.db)
         try:
             return [tuple(row) for row in conn.execute(sql, args)]
         finally:
@@ -524,7 +531,7 @@ class Lane:
         assert self.db is not None
         free, live = 0, set()
         try:
-            conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
+            conn = connect_after_kill(self.db)
             conn.row_factory = sqlite3.Row
             try:
                 problems += invariants.check(conn)
@@ -566,7 +573,7 @@ class Lane:
 
     def _verify_journal_full(self) -> None:
         assert self.db is not None
-        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
+        conn = connect_after_kill(self.db)
         conn.row_factory = sqlite3.Row
         try:
             result = journal.verify(conn)
