@@ -21,26 +21,19 @@ Exit codes: 0 clean stop; 70 an unexpected exception (the traceback is in the la
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import importlib
-import json
 import logging
-import os
-import signal
 import sqlite3
-import sys
-import traceback
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-import lockers.crash
 from lockers import payments
 from lockers.acquirers.wechat_v2 import WeChatV2Acquirer
 from lockers.db import Database
 from lockers.payments import AlreadyPaid, PaymentDesk, PaymentPending, PaymentSettings
+from tests.crash.forkserver import serve
 
 log = logging.getLogger("crash.payments")
 
@@ -50,7 +43,6 @@ PRELOAD = ("anyio._backends._asyncio", "httpcore._async.connection_pool", "httpc
 
 EXIT_OK = 0
 EXIT_ERROR = 70
-PR_SET_PDEATHSIG = 1
 PURPOSE = "posting"
 
 #: the §4.4 timings scaled down (5 s / 30 s / 15 s become 20 ms / 120 ms / 60 ms) so thousands of
@@ -155,83 +147,11 @@ async def run(spec: dict[str, Any]) -> int:
 # -- the zygote ---------------------------------------------------------------------------------------
 
 
-def _child(spec: dict[str, Any], keep_fds: tuple[int, ...]) -> None:
-    code = EXIT_ERROR
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        log_fd = os.open(spec["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(log_fd, 1)
-        os.dup2(log_fd, 2)
-        for fd in (null, log_fd, *keep_fds):
-            if fd > 2:
-                os.close(fd)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        if spec.get("crash_at"):
-            os.environ["POSTKIOSK_CRASH_AT"] = spec["crash_at"]
-        else:
-            os.environ.pop("POSTKIOSK_CRASH_AT", None)
-        lockers.crash._plan = False  # read the environment again at the first crashpoint
-        lockers.crash._passed.clear()
-        logging.basicConfig(level=logging.WARNING if not spec.get("verbose") else logging.INFO, stream=sys.stderr,
-                            force=True, format=f"%(asctime)s {os.getpid()} %(levelname)s %(name)s: %(message)s")
-        print(f"--- life {spec.get('life')} pid {os.getpid()} crash_at {spec.get('crash_at')}"
-              f" trials {len(spec['trials'])}", file=sys.stderr, flush=True)
-        code = asyncio.run(run(spec))
-    except BaseException:  # noqa: BLE001 - whatever it is, it is reported through the exit code
-        traceback.print_exc()
-        code = EXIT_ERROR
-    finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(code)
-
-
 def main() -> None:
-    stdin_fd, stdout_fd = sys.stdin.fileno(), sys.stdout.fileno()
-    out = os.fdopen(os.dup(stdout_fd), "w", buffering=1)
-
-    def say(message: dict[str, Any]) -> None:
-        out.write(json.dumps(message) + "\n")
-        out.flush()
-
     for module in PRELOAD:
         importlib.import_module(module)
-    gc.collect()
-    gc.freeze()
-    say({"ready": os.getpid()})
-    zombie: int | None = None
-    child: int | None = None
-    try:
-        for line in sys.stdin:
-            if zombie is not None:
-                os.waitpid(zombie, 0)
-                zombie = None
-            if not line.strip():
-                continue
-            spec = json.loads(line)
-            sys.stdout.flush()
-            sys.stderr.flush()
-            pid = os.fork()
-            if pid == 0:
-                _child(spec, (stdin_fd, stdout_fd, out.fileno()))  # never returns
-            child = pid
-            say({"pid": pid})
-            info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
-            status = -info.si_status if info.si_code in (os.CLD_KILLED, os.CLD_DUMPED) else info.si_status
-            child, zombie = None, pid  # reaped at the next spec: the pid cannot be reused meanwhile
-            say({"pid": pid, "status": status})
-    finally:
-        if child is not None:
-            os.kill(child, signal.SIGKILL)
-            os.waitpid(child, 0)
-        if zombie is not None:
-            os.waitpid(zombie, 0)
+    serve(run, exit_error=EXIT_ERROR,
+          banner=lambda spec: f"life {spec.get('life')} trials {len(spec['trials'])}")
 
 
 if __name__ == "__main__":
