@@ -13,13 +13,12 @@ from hal.codes import classify
 from lockers import accounts
 from lockers.acquirers.wechat_v2 import WeChatV2Acquirer
 from lockers.bills import BillDesk, SimulatedBiller
-from lockers.payments import PaymentDesk, PaymentSettings
+from lockers.payments import PaymentDesk
 from lockers.station_ledger import StationLedger
 from simulators.pay_gateway import Scenario, run_pay_gateway
+from tests.payment_fixtures import APPID, KEY, MCH, fast_settings
 
-APPID, MCH, KEY = "wx2421b1c4370ec43b", "10000100", "sim-key-0123456789abcdef01234567"
-FAST = PaymentSettings(station_id="T01", query_interval=0.05, give_up_after=0.3, reverse_not_before=0.15,
-                       reverse_retry_interval=0.05, call_timeout=0.5)
+FAST = fast_settings()
 PHONE = "13912345678"
 
 

@@ -13,9 +13,9 @@ from lockers.acquirers.wechat_v2 import WeChatV2Acquirer
 from hal.netcheck import Reachability, endpoint
 from lockers.payments import PaymentDesk, PaymentSettings
 from simulators.pay_gateway import run_pay_gateway
+from tests.payment_fixtures import APPID, KEY, MCH
 from tests.kiosk.test_api import login, stored_parcel
 
-APPID, MCH, KEY = "wx2421b1c4370ec43b", "10000100", "sim-key-0123456789abcdef01234567"
 
 
 @pytest.fixture

@@ -10,8 +10,9 @@ import pytest
 from lockers.acquirers import AcquirerAnswer, ReverseAnswer
 from lockers.acquirers.aggregator import AggregatorAcquirer, canonical, make_sign, verify_sign
 from lockers.db import Database
-from lockers.payments import PaymentDesk, PaymentSettings
+from lockers.payments import PaymentDesk
 from simulators.pay_gateway import Scenario, run_pay_gateway
+from tests.payment_fixtures import fast_settings
 
 CODE = "0112345678901234567"
 KEY = "agg-test-key"
@@ -221,8 +222,7 @@ async def test_auth_code_never_logged(acq, gw, caplog):
 
 # -- through the payment state machine -----------------------------------------------------------------
 
-FAST = PaymentSettings(station_id="SZ01", query_interval=0.05, give_up_after=0.3,
-                       reverse_not_before=0.15, reverse_retry_interval=0.05, call_timeout=2.0)
+FAST = fast_settings(station_id="SZ01", call_timeout=2.0)
 
 
 @pytest.fixture

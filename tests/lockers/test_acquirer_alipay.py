@@ -25,8 +25,9 @@ from lockers.acquirers.alipay import (
     yuan,
 )
 from lockers.db import Database
-from lockers.payments import PaymentDesk, PaymentSettings
+from lockers.payments import PaymentDesk
 from simulators.pay_gateway import Scenario, run_pay_gateway
+from tests.payment_fixtures import fast_settings
 
 # TEST ONLY: a throw-away 2048-bit key, made with `openssl genpkey -algorithm RSA`; the golden
 # signatures below were computed with `openssl dgst -sha256 -sign`, not with our code.
@@ -494,8 +495,7 @@ async def test_auth_code_never_logged(acq, gw, caplog):
 
 # -- through the payment state machine -----------------------------------------------------------------
 
-FAST = PaymentSettings(station_id="SZ01", query_interval=0.05, give_up_after=0.3,
-                       reverse_not_before=0.15, reverse_retry_interval=0.05, call_timeout=2.0)
+FAST = fast_settings(station_id="SZ01", call_timeout=2.0)
 
 
 @pytest.fixture

@@ -14,16 +14,15 @@ import pytest
 
 from lockers.acquirers.wechat_v2 import WeChatV2Acquirer
 from lockers.errors import FlowConflict
-from lockers.payments import PaymentDesk, PaymentSettings
+from lockers.payments import PaymentDesk
 from lockers.posting import receipt_parts
 from simulators.pay_gateway import Scenario, run_pay_gateway
+from tests.payment_fixtures import APPID, KEY, MCH, fast_settings
 from tests.lockers.posting_fixtures import Kiosk, until
 
-APPID, MCH, KEY = "wx2421b1c4370ec43b", "10000100", "sim-key-0123456789abcdef01234567"
 CODE = "134567890123456789"
 CODE2 = "134567890123450002"
-FAST = PaymentSettings(station_id="T01", query_interval=0.1, give_up_after=0.6, reverse_not_before=0.3,
-                       reverse_retry_interval=0.05, call_timeout=0.5)
+FAST = fast_settings(query_interval=0.1, give_up_after=0.6, reverse_not_before=0.3)
 
 
 @pytest.fixture

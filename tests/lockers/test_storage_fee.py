@@ -14,14 +14,13 @@ import pytest
 from lockers.acquirers.wechat_v2 import WeChatV2Acquirer
 from lockers.custody import FEE_PURPOSE
 from lockers.errors import FeeDue, FlowConflict
-from lockers.payments import PaymentDesk, PaymentSettings
+from lockers.payments import PaymentDesk
 from simulators.pay_gateway import Scenario, run_pay_gateway
+from tests.payment_fixtures import APPID, KEY, MCH, fast_settings
 from tests.lockers.test_custody import store
 
-APPID, MCH, KEY = "wx2421b1c4370ec43b", "10000100", "sim-key-0123456789abcdef01234567"
 CODE = "134567890123456789"
-FAST = PaymentSettings(station_id="T01", query_interval=0.05, give_up_after=0.3, reverse_not_before=0.15,
-                       reverse_retry_interval=0.05, call_timeout=0.5)
+FAST = fast_settings()
 
 
 @pytest.fixture
